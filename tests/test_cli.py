@@ -1,0 +1,65 @@
+"""The tlcourse console script: doctor and data commands, run as a user would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MIRROR = os.environ.get("TLCOURSE_DATA_MIRROR") or str(Path(__file__).resolve().parents[2] / "shared" / "data")
+TLCOURSE = shutil.which("tlcourse", path=str(Path(sys.executable).parent)) or "tlcourse"
+
+
+def _run(args: list[str], tmp_path: Path, mirror: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TLCOURSE_")}
+    env["TLCOURSE_DATA_HOME"] = str(tmp_path / "home")
+    env["HF_HUB_OFFLINE"] = "1"
+    if mirror:
+        env["TLCOURSE_DATA_MIRROR"] = mirror
+    return subprocess.run([TLCOURSE, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+needs_mirror = pytest.mark.skipif(not Path(MIRROR).is_dir(), reason=f"no data mirror at {MIRROR}")
+
+
+@needs_mirror
+def test_doctor_passes_with_the_mirror(tmp_path: Path) -> None:
+    res = _run(["doctor"], tmp_path, MIRROR)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    for word in ("Pretrained backbones", "efficientnet_lite0", "loads offline", "hymenoptera", "mirror", "profile"):
+        assert word in out
+    assert "All good" in out
+
+
+def test_doctor_fails_without_data(tmp_path: Path) -> None:
+    res = _run(["doctor", "--quick"], tmp_path, None)
+    assert res.returncode == 1
+    assert "tlcourse data fetch hymenoptera" in res.stdout
+    assert "problem(s)" in res.stdout
+
+
+@needs_mirror
+def test_data_list_and_verify(tmp_path: Path) -> None:
+    res = _run(["data", "list"], tmp_path, MIRROR)
+    assert res.returncode == 0 and "pneumoniamnist" in res.stdout and "mirror" in res.stdout
+    assert _run(["data", "verify", "usps", "breastmnist"], tmp_path, MIRROR).returncode == 0
+    assert _run(["data", "verify", "usps"], tmp_path, None).returncode == 1
+    assert _run(["data", "verify", "nope"], tmp_path, MIRROR).returncode == 2
+
+
+@needs_mirror
+def test_data_fetch_from_mirror_writes_nothing(tmp_path: Path) -> None:
+    res = _run(["data", "fetch", "rt_polarity", "--quiet"], tmp_path, MIRROR)
+    assert res.returncode == 0 and "rt-polaritydata" in res.stdout
+    assert not any((tmp_path / "home").glob("rt-polaritydata*"))
+
+
+def test_data_fetch_offline_is_actionable(tmp_path: Path) -> None:
+    res = _run(["data", "fetch", "breastmnist", "--quiet"], tmp_path, None)
+    assert res.returncode == 1
+    assert "TLCOURSE_DATA_MIRROR" in res.stderr and "zenodo" in res.stderr

@@ -1,0 +1,38 @@
+"""tlcourse — the support package of an offline-first Jupyter course on transfer learning.
+
+Submodules (one job each, DESIGN §2): ``config``, ``device``, ``models``, ``freeze``, ``data``, ``features``,
+``train``, ``adapt``, ``viz``, ``record``, ``grading``, ``cli``. Everything is imported lazily, so
+``import tlcourse`` is instant and ``tlcourse.models`` works without an explicit import.
+
+Example:
+    >>> import tlcourse
+    >>> tlcourse.profile("grading").name
+    'grading'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["profile", "get_device", "seed_everything", "record", "__version__"]
+
+# short names re-exported from their modules: tlcourse.record("frozen_val_acc", 0.95)
+_SHORTCUTS = {
+    "profile": "tlcourse.config",
+    "get_device": "tlcourse.device",
+    "seed_everything": "tlcourse.device",
+    "record": "tlcourse.record",
+}
+_SUBMODULES = {
+    "config", "device", "models", "freeze", "data", "features", "train", "adapt", "viz", "grading", "cli",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SHORTCUTS:
+        return getattr(importlib.import_module(_SHORTCUTS[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tlcourse.{name}")
+    raise AttributeError(f"module 'tlcourse' has no attribute {name!r}")
