@@ -18,12 +18,15 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["profile", "get_device", "seed_everything", "record", "__version__"]
 
-# short names re-exported from their modules: tlcourse.record("frozen_val_acc", 0.95)
+# tlcourse.record("frozen_val_acc", 0.95) is the function; binding it here (record.py is light) keeps a later
+# `import tlcourse.record` from shadowing it with the module
+from tlcourse.record import record  # noqa: E402
+
+# short names re-exported from their modules, imported on first use
 _SHORTCUTS = {
     "profile": "tlcourse.config",
     "get_device": "tlcourse.device",
     "seed_everything": "tlcourse.device",
-    "record": "tlcourse.record",
 }
 _SUBMODULES = {
     "config", "device", "models", "freeze", "data", "features", "train", "adapt", "viz", "grading", "cli",
