@@ -1,0 +1,214 @@
+"""Run the solution notebooks in one profile; write ``benchmarks/RESULTS.md`` and ``benchmarks/RESULTS.json``.
+
+Usage:
+    python benchmarks/run.py --profile grading|cpu|gpu [NOTEBOOK_OR_ASSIGNMENT ...]
+
+Each notebook (default: every ``solutions/NN_*/*.ipynb``) runs in a fresh kernel, in a temporary copy of its
+folder (so ``solutions/`` stays clean), with ``TLCOURSE_PROFILE`` set to the profile and ``TLCOURSE_RESULTS``
+naming a file that ``tlcourse.record(name, value)`` appends to. The results hold the machine (CPU and GPU names),
+the profile, each notebook's wall time and status, every recorded number, and beside it the published reference
+value (``ANCHORS``) it should be compared with. Runs of different profiles are kept side by side: re-running a
+profile replaces its entries for the notebooks it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+PROFILES = ("grading", "cpu", "gpu")
+
+#: Published or reference values per recorded name: (value, where it comes from). Lessons add theirs here.
+ANCHORS: dict[str, tuple[float, str]] = {
+    "hymenoptera_frozen_val_acc": (0.9477, "PyTorch transfer-learning tutorial, ResNet-18 as a frozen feature "
+                                           "extractor (val accuracy)"),
+    "breast_test_auc": (0.901, "MedMNIST v2 (Yang et al., Sci. Data 2023), ResNet-18 (28), BreastMNIST test AUC"),
+    "breast_test_acc": (0.863, "MedMNIST v2, ResNet-18 (28), BreastMNIST test accuracy"),
+    "pneumonia_test_auc": (0.944, "MedMNIST v2, ResNet-18 (28), PneumoniaMNIST test AUC"),
+    "pneumonia_test_acc": (0.854, "MedMNIST v2, ResNet-18 (28), PneumoniaMNIST test accuracy"),
+}
+
+
+# ------------------------------------------------------------------------------------------------- machine
+def cpu_name() -> str:
+    """The CPU model, e.g. 'AMD EPYC 7B13' (from /proc/cpuinfo where there is one)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def gpu_name() -> str | None:
+    """The first CUDA GPU's name, or None."""
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import torch
+
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu_name(), "python": platform.python_version(),
+            "torch": torch.__version__, "platform": platform.platform()}
+
+
+# ------------------------------------------------------------------------------------------------ notebooks
+def find_notebooks(names: list[str]) -> list[Path]:
+    """Notebook paths from paths or assignment names (default: every solution notebook)."""
+    solutions = REPO / "solutions"
+    if not names:
+        return sorted(p for p in solutions.glob("[0-9][0-9]_*/*.ipynb") if p.stem == p.parent.name)
+    found = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            found.append(path.resolve())
+        elif (solutions / name / f"{name}.ipynb").is_file():
+            found.append(solutions / name / f"{name}.ipynb")
+        else:
+            raise SystemExit(f"no notebook {name!r}: give a path or an assignment name such as 00_warmup")
+    return found
+
+
+def run_notebook(path: Path, profile: str, cell_timeout: int) -> dict[str, Any]:
+    """Execute one notebook in a scratch copy of its folder; return its timing, status and records."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+    from tlcourse.record import load_records
+
+    with tempfile.TemporaryDirectory(prefix=f"bench-{path.stem}-") as tmp:
+        work = Path(tmp) / path.parent.name
+        shutil.copytree(path.parent, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        results = Path(tmp) / "results.json"
+        env = {"TLCOURSE_PROFILE": profile, "TLCOURSE_RESULTS": str(results)}
+        old = {k: os.environ.get(k) for k in [*env, "NBGRADER_EXECUTION"]}
+        os.environ.update(env)
+        os.environ.pop("NBGRADER_EXECUTION", None)  # it would force the grading profile
+        nb = nbformat.read(work / path.name, as_version=4)
+        status = "ok"
+        started = time.perf_counter()
+        try:
+            NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(work)}}).execute()
+        except CellExecutionError as exc:
+            status = "error: " + str(exc).strip().splitlines()[-1][:200]
+        except DeadKernelError:
+            status = "error: the kernel died"
+        except TimeoutError as exc:
+            status = f"error: timeout ({exc})"
+        finally:
+            seconds = time.perf_counter() - started
+            for key, value in old.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        records = load_records(results)
+    for rec in records:
+        rec.setdefault("lesson", None)
+        rec["notebook"] = path.stem
+    return {"notebook": path.stem, "seconds": round(seconds, 1), "status": status, "records": records}
+
+
+# ------------------------------------------------------------------------------------------------- results
+def merge(previous: dict[str, Any], profile: str, info: dict[str, Any], runs: list[dict[str, Any]]) -> dict:
+    """Fold a run into the results: this profile's entries for these notebooks are replaced."""
+    data = {"runs": dict(previous.get("runs", {}))}
+    entry = dict(data["runs"].get(profile, {"notebooks": {}, "records": []}))
+    ran = {r["notebook"] for r in runs}
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    notebooks = {k: v for k, v in entry.get("notebooks", {}).items() if k not in ran}
+    for r in runs:
+        notebooks[r["notebook"]] = {"seconds": r["seconds"], "status": r["status"], "time": stamp}
+    records = [r for r in entry.get("records", []) if r.get("notebook") not in ran]
+    records += [rec for r in runs for rec in r["records"]]
+    data["runs"][profile] = {"profile": profile, "machine": info, "time": stamp,
+                             "notebooks": dict(sorted(notebooks.items())), "records": records}
+    data["anchors"] = {k: {"value": v, "source": s} for k, (v, s) in ANCHORS.items()}
+    return data
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """The results as a readable page."""
+    lines = ["# Benchmark results", "",
+             "Written by `benchmarks/run.py` (do not edit by hand). Each profile's run: the machine, each solution "
+             "notebook's wall time, and every number a lesson recorded with `tlcourse.record`, beside the "
+             "published reference value it should be compared with.", ""]
+    for profile in [p for p in PROFILES if p in data.get("runs", {})]:
+        run = data["runs"][profile]
+        m = run["machine"]
+        lines += [f"## Profile `{profile}`", "",
+                  f"Machine: {m['cpu']} ({m['cores']} cores), GPU: {m['gpu'] or 'none'}; Python {m['python']}, "
+                  f"torch {m['torch']}. Last run {run['time']}.", "",
+                  "| notebook | wall time (s) | status |", "|---|---:|---|"]
+        lines += [f"| {nb} | {e['seconds']:.1f} | {e['status']} |" for nb, e in run["notebooks"].items()]
+        total = sum(e["seconds"] for e in run["notebooks"].values())
+        lines += [f"| **total** | **{total:.1f}** | |", ""]
+        if run["records"]:
+            lines += ["| recorded | lesson | value | anchor | anchor source |", "|---|---|---:|---:|---|"]
+            for rec in run["records"]:
+                anchor = ANCHORS.get(rec["name"])
+                lines.append(f"| {rec['name']} | {rec.get('lesson') or rec.get('notebook')} | {_fmt(rec['value'])} | "
+                             f"{_fmt(anchor[0]) if anchor else '—'} | {anchor[1] if anchor else ''} |")
+            lines.append("")
+        else:
+            lines += ["(no numbers recorded)", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry; returns 1 when a notebook failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", help="notebook paths or assignment names (default: all)")
+    parser.add_argument("--profile", choices=PROFILES, required=True)
+    parser.add_argument("--cell-timeout", type=int, default=1800, help="seconds per cell (default 1800)")
+    parser.add_argument("--out-dir", type=Path, default=HERE, help="where RESULTS.md/.json go (default benchmarks/)")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(REPO))
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    info = machine()
+    print(f"profile {args.profile} on {info['cpu']} ({info['cores']} cores), GPU: {info['gpu'] or 'none'}", flush=True)
+    runs = []
+    for path in find_notebooks(args.notebooks):
+        print(f"  {path.relative_to(REPO) if path.is_relative_to(REPO) else path} …", end=" ", flush=True)
+        result = run_notebook(path, args.profile, args.cell_timeout)
+        print(f"{result['seconds']:.1f} s, {result['status']}, {len(result['records'])} number(s)", flush=True)
+        runs.append(result)
+    out_json, out_md = args.out_dir / "RESULTS.json", args.out_dir / "RESULTS.md"
+    previous = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    data = merge(previous, args.profile, info, runs)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(data, indent=1) + "\n")
+    out_md.write_text(markdown(data))
+    print(f"wrote {out_md} and {out_json.name}")
+    return 0 if all(r["status"] == "ok" for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

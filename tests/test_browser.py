@@ -1,0 +1,159 @@
+"""A student's view: JupyterLab on 127.0.0.1, driven by Debian's Chromium through Playwright.
+
+Opens the warm-up lesson (answers filled in, as a student who solved it would have it), runs every cell, and
+checks: no cell raised, the ipywidgets slider rendered and reacts, nbgrader's Validate button is in the toolbar.
+A screenshot lands in ``test-artifacts/browser/`` (git-ignored). Chromium comes from apt (``chromium``), never from
+``playwright install``. Without it the test is skipped, unless ``TLCOURSE_REQUIRE_BROWSER=1`` (CI) makes it fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_grading import WARMUP, make_course_root, solved
+
+CHROMIUM = Path(os.environ.get("TLCOURSE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
+RUN_TIMEOUT_MS = 240_000
+
+pytestmark = pytest.mark.slow
+
+
+def _need_browser() -> None:
+    missing = []
+    if not CHROMIUM.exists():
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package")
+    if missing:
+        message = "browser test needs " + " and ".join(missing)
+        if os.environ.get("TLCOURSE_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JupyterLab serving a course root that holds the solved warm-up lesson; yields the notebook's URL."""
+    _need_browser()
+    base = tmp_path_factory.mktemp("lab")
+    root = make_course_root(base / "course")
+    (root / "lessons").unlink()  # a private copy: running cells must not touch the repository
+    lesson = root / "lessons" / WARMUP / f"{WARMUP}.ipynb"
+    lesson.parent.mkdir(parents=True)
+    nbformat.write(solved(WARMUP), lesson)
+    settings = base / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, TLCOURSE_PROFILE="grading", MPLBACKEND="module://matplotlib_inline.backend_inline",
+               JUPYTERLAB_SETTINGS_DIR=str(base / "lab-settings"), JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    log = open(base / "lab.log", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base_url}/api/status?token={token}", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail("JupyterLab did not start:\n" + (base / "lab.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield f"{base_url}/lab/tree/lessons/{WARMUP}/{WARMUP}.ipynb?token={token}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+_OUTPUT_TYPES = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cells = panel.content.model.cells;
+  const found = [];
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells.get(i);
+    if (cell.type !== 'code') continue;
+    for (let j = 0; j < cell.outputs.length; j++) {
+      const out = cell.outputs.get(j).toJSON();
+      found.push({cell: i, type: out.output_type, ename: out.ename || '', count: cell.executionCount});
+    }
+    if (cell.outputs.length === 0) found.push({cell: i, type: 'none', ename: '', count: cell.executionCount});
+  }
+  return found;
+}"""
+
+
+def test_lesson_runs_in_jupyterlab(lab: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"{WARMUP}.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000})
+        try:
+            page = browser.new_page()
+            page.goto(lab, wait_until="domcontentloaded", timeout=120_000)
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                                   "&& window.jupyterapp.shell.currentWidget.sessionContext "
+                                   "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
+                                   "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                                   timeout=120_000)
+            expect(page.locator(".validate-button").first).to_be_visible(timeout=60_000)  # nbgrader's toolbar
+
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(
+                f"() => {{ const r = ({_OUTPUT_TYPES})(); return r.length > 0 && r.every(o => o.count !== null) "
+                "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'; }",
+                timeout=RUN_TIMEOUT_MS, polling=1000)
+            outputs = page.evaluate(_OUTPUT_TYPES)
+            errors = [o for o in outputs if o["type"] == "error"]
+            assert not errors, f"cells raised: {errors}"
+
+            slider = page.locator(".widget-slider").first  # the IntSlider of section 3
+            expect(slider).to_be_visible(timeout=60_000)
+            table = page.locator(".widget-output table").first
+            expect(table).to_be_visible(timeout=60_000)
+            before = table.inner_text()
+            slider.locator(".noUi-handle, .ui-slider-handle, [role=slider]").first.focus()
+            page.keyboard.press("ArrowRight")
+            expect(table).not_to_have_text(before, timeout=30_000)  # the widget's kernel callback ran
+
+            page.screenshot(path=str(shot), full_page=False)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000, "the screenshot is empty"
+    shutil.copyfile(shot, tmp_path / shot.name)

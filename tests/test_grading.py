@@ -1,0 +1,451 @@
+"""The nbgrader round trip of every assignment, with real nbgrader and real kernels (no mocks).
+
+For each ``solutions/NN_*`` (found at collection time, so new lessons are picked up): the committed lessons match a
+fresh generation; hidden tests appear neither in ``lessons/`` nor in feedback; one ``tlcourse grade`` batch per
+assignment grades the solution (all autograded points), the untouched release (0) and a plausible wrong
+submission built from ``tests/submissions/<assignment>.json`` (partial credit). The warm-up's batch also holds the
+broken-submission zoo (deleted / duplicated grade cell, syntax error, endless loop, crashed kernel, foreign kernel,
+invalid JSON), each graded with its reason while the batch goes on.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import html
+import json
+import os
+import re
+import runpy
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from tlcourse.grading import CSV_COLUMNS, hidden_test_lines, list_assignments, strip_hidden_tests
+
+REPO = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = list_assignments(REPO)
+WARMUP = "00_warmup"
+SUBMISSION_DEFS = REPO / "tests" / "submissions"
+ZOO_TIMEOUT = 90  # seconds per submission in the warm-up batch: the endless loop is stopped here
+LESSON_TIMEOUT = 600
+
+pytestmark = pytest.mark.slow
+
+
+def _tlcourse() -> list[str]:
+    script = Path(sys.executable).parent / "tlcourse"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tlcourse.cli"]
+
+
+def run_tlcourse(*args: str, cwd: Path = REPO, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run the ``tlcourse`` console script with the venv's bin/ first on PATH (nbgrader spawns alembic)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return subprocess.run([*_tlcourse(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------------------ notebooks
+def grade_id(cell: Any) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def source_nb(assignment: str) -> Any:
+    return nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def released_nb(assignment: str) -> Any:
+    path = REPO / "lessons" / assignment / f"{assignment}.ipynb"
+    if not path.is_file():
+        pytest.fail(f"{path.relative_to(REPO)} is missing: run `tlcourse release` and commit lessons/")
+    return nbformat.read(path, as_version=4)
+
+
+def answer_ids(nb: Any) -> set[str]:
+    return {grade_id(c) for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def hidden_secrets(assignment: str) -> list[str]:
+    """Hidden-test lines of an assignment that appear nowhere else in it (the text that must never leak)."""
+    nb = source_nb(assignment)
+    visible = "\n".join(strip_hidden_tests(c.source, note=None) for c in nb.cells)
+    return sorted({ln for c in nb.cells for ln in hidden_test_lines(c.source) if len(ln) >= 8 and ln not in visible})
+
+
+def notebook_text(path: Path) -> str:
+    """Every cell source and text output of a notebook (any other file: its text)."""
+    if path.suffix != ".ipynb":
+        return path.read_text(encoding="utf-8", errors="replace")
+    parts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        parts.append(cell.source)
+        for out in cell.get("outputs", []):
+            parts += [out.get("text", ""), out.get("evalue", ""), *out.get("traceback", [])]
+            parts += [v for v in out.get("data", {}).values() if isinstance(v, str)]
+    return "\n".join(parts)
+
+
+def fill(nb: Any, sources: dict[str, str]) -> Any:
+    """A copy of ``nb`` whose cells with these grade ids get these sources."""
+    out = copy.deepcopy(nb)
+    for cell in out.cells:
+        if grade_id(cell) in sources:
+            cell.source = sources[grade_id(cell)]
+    return out
+
+
+def solved(assignment: str) -> Any:
+    """The released notebook with every answer cell taken from the solution (what a perfect student hands in)."""
+    src = source_nb(assignment)
+    return fill(released_nb(assignment), {grade_id(c): c.source for c in src.cells
+                                          if c.metadata.get("nbgrader", {}).get("solution")})
+
+
+def wrong_sources(assignment: str) -> dict[str, str]:
+    """The wrong submission's answers: ``tests/submissions/<assignment>.json`` (or ``.py`` defining ``CELLS``)."""
+    as_json, as_py = SUBMISSION_DEFS / f"{assignment}.json", SUBMISSION_DEFS / f"{assignment}.py"
+    if as_json.is_file():
+        raw = json.loads(as_json.read_text(encoding="utf-8"))
+    elif as_py.is_file():
+        raw = runpy.run_path(str(as_py))["CELLS"]
+    else:
+        pytest.fail(f"{assignment} has no wrong submission: add tests/submissions/{assignment}.json mapping answer "
+                    "grade ids to plausible wrong code (see 00_warmup.json)")
+    return {k: "\n".join(v) if isinstance(v, list) else v for k, v in raw.items() if not k.startswith("_")}
+
+
+# ------------------------------------------------------------------------------------------- the broken zoo
+def _without(nb: Any, gid: str) -> Any:
+    out = copy.deepcopy(nb)
+    out.cells = [c for c in out.cells if grade_id(c) != gid]
+    return out
+
+
+def _duplicated(nb: Any, gid: str) -> Any:
+    out = copy.deepcopy(nb)
+    i = [grade_id(c) for c in out.cells].index(gid)
+    twin = copy.deepcopy(out.cells[i])
+    twin.id = "duplicated-cell"
+    out.cells.insert(i + 1, twin)
+    return out
+
+
+def _kernel(nb: Any, name: str) -> Any:
+    out = copy.deepcopy(nb)
+    out.metadata.kernelspec = {"name": name, "display_name": name, "language": "julia"}
+    return out
+
+
+@dataclass
+class Broken:
+    build: Callable[[Any], Any | str]  # solved notebook -> broken notebook (or raw file text)
+    status: str
+    reason: str  # regular expression the CSV reason must match
+    auto_score: float | None  # expected autograded points (None: not checked)
+
+
+ZOO: dict[str, Broken] = {
+    "deleted_grade_cell": Broken(lambda nb: _without(nb, "ex2_freeze_body_tests"), "ok",
+                                 r"deleted grade cell\(s\) restored.*ex2_freeze_body_tests", 6),
+    "duplicated_grade_cell": Broken(lambda nb: _duplicated(nb, "ex1_replace_head_tests"), "ok",
+                                    r"ex1_replace_head_tests appears 2 times", 6),
+    "syntax_error": Broken(lambda nb: fill(nb, {"ex1_replace_head": "def make_classifier(n):\n    return (n"}),
+                           "ok", r"ex1_replace_head \(SyntaxError\)", 4),
+    "infinite_loop": Broken(lambda nb: fill(nb, {"ex3_unfreeze_top": "while True:\n    pass"}), "error",
+                            rf"stopped after the {ZOO_TIMEOUT} s limit.*ex3_unfreeze_top", None),
+    "crashed_kernel": Broken(lambda nb: fill(nb, {"ex2_freeze_body": "import os\nos._exit(1)"}), "error",
+                             r"kernel died while running ex2_freeze_body", None),
+    "wrong_kernel": Broken(lambda nb: _kernel(nb, "julia-1.9"), "ok", r"kernel 'julia-1\.9' replaced by 'python3'", 6),
+    "invalid_json": Broken(lambda nb: nbformat.writes(nb)[:400], "error", r"not a valid notebook file", None),
+}
+
+
+# --------------------------------------------------------------------------------------------- the batches
+@dataclass
+class Batch:
+    assignment: str
+    root: Path  # the course root the batch graded in
+    submissions: Path
+    rows: dict[str, dict[str, str]]
+    header: list[str]
+    result: subprocess.CompletedProcess
+
+
+def make_course_root(base: Path) -> Path:
+    """A private course root: this repository's nbgrader_config.py, solutions/ and lessons/; its own course/."""
+    base.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO / "nbgrader_config.py", base / "nbgrader_config.py")
+    for name in ("solutions", "lessons"):
+        (base / name).symlink_to(REPO / name, target_is_directory=True)
+    return base
+
+
+def read_csv(path: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), {row["student_id"]: row for row in reader}
+
+
+@pytest.fixture(scope="session")
+def batches(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Batch]:
+    """Grade an assignment's submissions once per session (one `tlcourse grade --jobs 2` batch each)."""
+    cache: dict[str, Batch] = {}
+
+    def get(assignment: str) -> Batch:
+        if assignment in cache:
+            return cache[assignment]
+        base = tmp_path_factory.mktemp(f"grade-{assignment}")
+        root = make_course_root(base / "course-root")
+        subs = base / "submissions"
+        nb_name = f"{assignment}.ipynb"
+        # three layouts: nbgrader's <student>/<assignment>/, an LMS's <student>/, a bare <student>.ipynb
+        targets = {"solution": subs / "solution" / assignment / nb_name, "wrong": subs / "wrong" / nb_name,
+                   "untouched": subs / "untouched.ipynb"}
+        notebooks = {"solution": solved(assignment), "untouched": released_nb(assignment),
+                     "wrong": fill(released_nb(assignment), wrong_sources(assignment))}
+        timeout = LESSON_TIMEOUT
+        if assignment == WARMUP:
+            timeout = ZOO_TIMEOUT
+            for name, broken in ZOO.items():
+                targets[name] = subs / name / nb_name
+                notebooks[name] = broken.build(solved(assignment))
+        for name, target in targets.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nb = notebooks[name]
+            target.write_text(nb if isinstance(nb, str) else nbformat.writes(nb), encoding="utf-8")
+        out = base / "grades.csv"
+        result = run_tlcourse("grade", str(subs), "--assignment", assignment, "--out", str(out), "--jobs", "2",
+                              "--timeout", str(timeout), "--root", str(root), cwd=base)
+        assert result.returncode == 0, result.stdout + result.stderr
+        header, rows = read_csv(out)
+        cache[assignment] = Batch(assignment, root, subs, rows, header, result)
+        return cache[assignment]
+
+    return get
+
+
+# ------------------------------------------------------------------------------------------------ release
+def test_every_assignment_is_discovered() -> None:
+    assert WARMUP in ASSIGNMENTS
+    folders = sorted(p.name for p in (REPO / "solutions").iterdir() if re.match(r"^\d\d_", p.name))
+    assert ASSIGNMENTS == folders
+
+
+def test_lessons_in_sync_with_solutions() -> None:
+    result = run_tlcourse("release", "--check")
+    assert result.returncode == 0, f"run `tlcourse release` and commit lessons/:\n{result.stdout}{result.stderr}"
+    assert "in sync" in result.stdout
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_notebooks_stripped_and_well_formed(assignment: str) -> None:
+    for nb in (source_nb(assignment), released_nb(assignment)):
+        assert (nb.nbformat, nb.nbformat_minor) >= (4, 5)
+        assert nb.metadata.kernelspec.name == "python3"
+        assert all(c.get("id") for c in nb.cells), "every cell needs an id (nbformat 4.5)"
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), "outputs must be stripped"
+    ids = [grade_id(c) for c in source_nb(assignment).cells if grade_id(c)]
+    assert len(ids) == len(set(ids)), "grade ids must be unique"
+    assert all(re.fullmatch(r"ex\d+_[a-z0-9_]+", gid) for gid in ids), f"grade ids are exN_short_name: {ids}"
+
+
+def test_release_writes_lessons_without_churn(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copyfile(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    (root / "solutions").symlink_to(REPO / "solutions", target_is_directory=True)
+    (root / "lessons" / "99_stale").mkdir(parents=True)  # a lesson whose solution is gone
+    (root / "lessons" / "99_stale" / "99_stale.ipynb").write_text("{}")
+
+    first = run_tlcourse("release", "--root", str(root))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert not (root / "lessons" / "99_stale").exists()
+    for assignment in ASSIGNMENTS:
+        made = root / "lessons" / assignment / f"{assignment}.ipynb"
+        assert made.read_bytes() == (REPO / "lessons" / assignment / f"{assignment}.ipynb").read_bytes()
+    stamps = {p: p.stat().st_mtime_ns for p in (root / "lessons").rglob("*.ipynb")}
+
+    again = run_tlcourse("release", "--root", str(root))
+    assert again.returncode == 0 and "in sync" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in (root / "lessons").rglob("*.ipynb")} == stamps, "timestamp churn"
+
+    edited = root / "lessons" / WARMUP / f"{WARMUP}.ipynb"
+    edited.write_text(edited.read_text().replace("Warm-up", "Warm up"))
+    check = run_tlcourse("release", "--check", "--root", str(root))
+    assert check.returncode == 1
+    assert f"lessons/{WARMUP}/{WARMUP}.ipynb: differs" in check.stdout
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_hidden_tests_absent_from_lessons(assignment: str) -> None:
+    secrets = hidden_secrets(assignment)
+    assert secrets, f"{assignment} has no hidden tests (DESIGN §5: every exercise has some)"
+    source_text = notebook_text(REPO / "solutions" / assignment / f"{assignment}.ipynb")
+    lesson_text = "\n".join(notebook_text(p) for p in (REPO / "lessons" / assignment).rglob("*") if p.is_file())
+    for secret in secrets:
+        assert secret in source_text  # the search finds a secret where it is
+        assert secret not in lesson_text, f"hidden test leaked into lessons/: {secret}"
+    assert "BEGIN HIDDEN TESTS" not in lesson_text
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_wrong_submission_is_defined(assignment: str) -> None:
+    sources = wrong_sources(assignment)
+    unknown = set(sources) - answer_ids(source_nb(assignment))
+    assert sources and not unknown, f"tests/submissions/{assignment}.json names no answer cells {sorted(unknown)}"
+
+
+# ------------------------------------------------------------------------------------------------- grading
+def _points(row: dict[str, str]) -> tuple[float, float]:
+    return float(row["auto_score"]), float(row["auto_max_score"])
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_round_trip_scores(assignment: str, batches: Callable[[str], Batch]) -> None:
+    batch = batches(assignment)
+    assert batch.header[:6] == ["student_id", "assignment", "score", "max_score", "status", "reason"]
+    assert tuple(batch.header) == CSV_COLUMNS
+    solution, untouched, wrong = batch.rows["solution"], batch.rows["untouched"], batch.rows["wrong"]
+    for row in (solution, untouched, wrong):
+        assert row["status"] == "ok" and row["assignment"] == assignment, row
+    got, most = _points(solution)
+    assert most > 0 and got == most, f"the solution must earn every autograded point: {solution}"
+    assert float(untouched["score"]) == 0 and _points(untouched)[0] == 0, untouched
+    got, most = _points(wrong)
+    assert 0 < got < most, f"the wrong submission should earn partial credit: {wrong}"
+    assert "failed" in wrong["reason"]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_never_shows_hidden_tests(assignment: str, batches: Callable[[str], Batch]) -> None:
+    batch = batches(assignment)
+    secrets = hidden_secrets(assignment)
+    course = batch.root / "course"
+    for student in ("solution", "untouched", "wrong"):
+        graded = course / "autograded" / student / assignment / f"{assignment}.ipynb"
+        assert all(s in notebook_text(graded) for s in secrets), \
+            "nbgrader grades with the hidden tests restored (the leak this test guards against)"
+        page = course / "feedback" / student / assignment / f"{assignment}.html"
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, f"hidden tests in {student}'s feedback: {leaked}"
+        assert "BEGIN HIDDEN TESTS" not in text
+
+
+def test_warmup_feedback_explains_hidden_failures(batches: Callable[[str], Batch]) -> None:
+    batch = batches(WARMUP)
+    page = batch.root / "course" / "feedback" / "wrong" / WARMUP / f"{WARMUP}.html"
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+    assert text.count("a hidden test failed") >= 2  # ex2 and ex3 fail only hidden tests
+    assert "count, do not hard-code" not in text and "earlier groups must be frozen" not in text
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_broken_submission_graded_with_reason(name: str, batches: Callable[[str], Batch]) -> None:
+    batch = batches(WARMUP)
+    row, broken = batch.rows[name], ZOO[name]
+    assert row["status"] == broken.status, row
+    assert re.search(broken.reason, row["reason"]), row["reason"]
+    if broken.auto_score is not None:
+        assert float(row["auto_score"]) == broken.auto_score, row
+    if broken.status == "error":
+        assert float(row["score"]) == 0 and float(row["max_score"]) > 0
+
+
+def test_zoo_batch_keeps_good_grades(batches: Callable[[str], Batch]) -> None:
+    batch = batches(WARMUP)
+    assert set(batch.rows) == {"solution", "untouched", "wrong", *ZOO}
+    assert _points(batch.rows["solution"]) == (6, 6)
+    assert _points(batch.rows["wrong"]) == (2, 6)
+    errors = sum(b.status == "error" for b in ZOO.values())
+    assert f"{len(batch.rows) - errors} graded, {errors} error(s)" in batch.result.stdout
+
+
+def test_regrade_is_idempotent_and_keeps_manual_grades(batches: Callable[[str], Batch], tmp_path: Path) -> None:
+    from nbgrader.api import Gradebook
+
+    batch = batches(WARMUP)
+    db = f"sqlite:///{batch.root / 'course' / 'gradebook.db'}"
+    with Gradebook(db) as gb:
+        written = gb.find_grade("ex4_why_freeze_first", WARMUP, WARMUP, "solution")
+        written.manual_score = 1.5
+        gb.db.commit()
+        wrong_before = gb.find_submission(WARMUP, "wrong").score
+    again = tmp_path / "again"
+    shutil.copytree(batch.submissions / "solution", again / "solution")
+    out = tmp_path / "regrade.csv"
+    result = run_tlcourse("grade", str(again), "--assignment", WARMUP, "--out", str(out), "--root", str(batch.root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    _, rows = read_csv(out)
+    first, second = batch.rows["solution"], rows["solution"]
+    assert float(second["score"]) == float(first["score"]) + 1.5, "the manual grade was lost"
+    assert {k: second[k] for k in ("auto_score", "auto_max_score", "max_score", "status")} == \
+        {k: first[k] for k in ("auto_score", "auto_max_score", "max_score", "status")}
+    with Gradebook(db) as gb:
+        assert gb.find_grade("ex4_why_freeze_first", WARMUP, WARMUP, "solution").manual_score == 1.5
+        assert gb.find_submission(WARMUP, "wrong").score == wrong_before, "another student's grade changed"
+
+
+# ---------------------------------------------------------------------------------------------------- check
+def _check_notebook(path: Path, failing: bool) -> None:
+    cells = [
+        nbformat.v4.new_markdown_cell("# a tiny lesson", id="title"),
+        nbformat.v4.new_code_cell("import tlcourse\nanswer = 42", id="setup"),
+        nbformat.v4.new_code_cell(
+            "assert tlcourse.profile().name == 'grading'\nassert answer == 42\n### BEGIN HIDDEN TESTS\n"
+            "raise AssertionError('hidden-secret-xyz')\n### END HIDDEN TESTS", id="t1",
+            metadata={"nbgrader": {"grade": True, "grade_id": "ex1_profile", "locked": True, "points": 1,
+                                   "schema_version": 3, "solution": False, "task": False}}),
+    ]
+    if failing:
+        cells.append(nbformat.v4.new_code_cell(
+            "assert answer == 43, 'not the answer'", id="t2",
+            metadata={"nbgrader": {"grade": True, "grade_id": "ex2_wrong", "locked": True, "points": 2,
+                                   "schema_version": 3, "solution": False, "task": False}}))
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                         "display_name": "Python 3"}})
+    nbformat.write(nb, path)
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_check_reports_points_and_exit_code(tmp_path: Path, failing: bool) -> None:
+    lesson = tmp_path / "lesson.ipynb"
+    _check_notebook(lesson, failing)
+    result = run_tlcourse("check", str(lesson))
+    assert result.returncode == (1 if failing else 0), result.stdout + result.stderr
+    assert re.search(r"ex1_profile\s+1/1\s+pass", result.stdout), result.stdout
+    assert "hidden-secret-xyz" not in result.stdout + result.stderr
+    if failing:
+        assert re.search(r"ex2_wrong\s+0/2\s+FAIL: AssertionError", result.stdout), result.stdout
+        assert result.stdout.strip().splitlines()[-1].startswith("FAIL: visible tests 1/3 points")
+    else:
+        assert result.stdout.strip().splitlines()[-1].startswith("PASS: visible tests 1/1 points")
+
+
+# ------------------------------------------------------------------------------------------------ benchmarks
+def test_benchmark_records_numbers_beside_anchors(tmp_path: Path) -> None:
+    lesson = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import tlcourse\ntlcourse.record('breast_test_auc', 0.5, lesson='tiny')\n"
+        "tlcourse.record('tiny_profile_is', tlcourse.profile().name)")]), lesson)
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--profile", "cpu", str(lesson),
+                             "--out-dir", str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((tmp_path / "out" / "RESULTS.json").read_text())
+    run = data["runs"]["cpu"]
+    assert run["machine"]["cpu"] and run["machine"]["cores"] >= 1
+    assert run["notebooks"]["tiny"]["status"] == "ok" and run["notebooks"]["tiny"]["seconds"] > 0
+    values = {r["name"]: r["value"] for r in run["records"]}
+    assert values == {"breast_test_auc": 0.5, "tiny_profile_is": "cpu"}
+    page = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert re.search(r"\| breast_test_auc \| tiny \| 0\.5 \| 0\.901 \| MedMNIST", page), page
