@@ -263,7 +263,7 @@ def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
         "(other jobs on the same cores inflate the seconds)",
         "",
         "Seconds are wall-clock; CPU-s is the process's CPU time summed over its threads (on an idle machine the",
-        "wall-clock time is about CPU-s / threads).",
+        "wall-clock time is about CPU-s / threads; on a busy one, OpenMP spin-waiting inflates CPU-s as well).",
         "",
         "| measurement | ours: val accuracy | seconds | anchor (PyTorch tutorial, ResNet-18) |",
         "|---|---|---|---|",
