@@ -424,3 +424,20 @@ def test_no_server_gives_three_ways(home: Path) -> None:
     assert f"{base}/toy.zip" in message and str(home / "toy") in message  # (2)
     assert "TLCOURSE_DATA_MIRROR" in message  # (3)
     assert list(home.iterdir()) == []
+
+
+def test_make_loader_workers_only_where_they_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from torch.utils.data import Subset, TensorDataset
+
+    from tlcourse.data import ArrayImageDataset, make_loader
+
+    monkeypatch.setenv("TLCOURSE_PROFILE", "gpu")  # 4 workers, batch 64
+    tensors = TensorDataset(torch.zeros(10, 3), torch.zeros(10))
+    for data in (tensors, Subset(tensors, [0, 1, 2])):
+        dl = make_loader(data, device="cpu")
+        assert (dl.num_workers, dl.persistent_workers, dl.batch_size) == (0, False, 64)
+    images = ArrayImageDataset(np.zeros((4, 8, 8), dtype=np.uint8), [0] * 4, ["a"], None, "zeros")
+    dl = make_loader(images, batch_size=2, device="cpu")
+    assert (dl.num_workers, dl.persistent_workers, dl.pin_memory) == (4, True, False)
+    assert make_loader(images, num_workers=0).num_workers == 0

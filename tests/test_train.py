@@ -450,3 +450,16 @@ def test_plots_delegate_to_viz() -> None:
     fig2 = LRFinderResult(lrs=[1e-4, 1e-3, 1e-2], losses=[1.0, 0.5, 2.0], suggestion=1e-3).plot()
     assert fig2.axes[0].get_xscale() == "log"
     plt.close("all")
+
+
+def test_train_bn_false_keeps_running_statistics() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    ds = TensorDataset(torch.randn(64, 4) * 3 + 5, torch.randint(0, 2, (64,)))
+    before = net[1].running_mean.clone()
+    weight = net[1].weight.detach().clone()
+    fit(net, ds, epochs=1, lr=0.05, batch_size=16, progress=False, device="cpu", train_bn=False)
+    assert torch.equal(net[1].running_mean, before), "train_bn=False must not update the running statistics"
+    assert not torch.equal(net[1].weight.detach(), weight), "its affine parameters still train"
+    fit(net, ds, epochs=1, lr=0.05, batch_size=16, progress=False, device="cpu")
+    assert not torch.equal(net[1].running_mean, before), "the default (train_bn=True) updates them"

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision.datasets import ImageFolder
 from tqdm.auto import tqdm
 
@@ -69,6 +70,7 @@ __all__ = [
     "verify",
     "dataset_status",
     "select_indices",
+    "make_loader",
     "load_hymenoptera",
     "load_medmnist",
     "load_mnist_test",
@@ -762,6 +764,45 @@ def fetch(
 # ----------------------------------------------------------------------------------------------------------------
 # Subsets and fingerprints
 # ----------------------------------------------------------------------------------------------------------------
+def _in_memory(data: Any) -> bool:
+    while isinstance(data, Subset):
+        data = data.dataset
+    return isinstance(data, TensorDataset) or bool(getattr(data, "in_memory", False))
+
+
+def make_loader(
+    data: Dataset,
+    *,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    device: torch.device | str | None = None,
+    num_workers: int | None = None,
+    **kwargs: Any,
+) -> DataLoader:
+    """A DataLoader with the profile's batch size and workers, set up for ``device`` (every tlcourse verb uses it).
+
+    * workers: ``num_workers``, else the profile's — but none for data already in memory (a ``TensorDataset``, a
+      ``Subset`` of one, or a dataset whose class sets ``in_memory = True``): there a worker process adds nothing but
+      its start-up time, which is long in a notebook holding a CUDA context;
+    * ``persistent_workers`` when there are workers: they start once per loader, not at every epoch;
+    * ``pin_memory`` on CUDA. Other keyword arguments go to ``DataLoader``.
+
+    Example:
+        >>> dl = make_loader(TensorDataset(torch.zeros(10, 3)), batch_size=4)
+        >>> len(dl), dl.num_workers
+        (3, 0)
+    """
+    from tlcourse.config import profile
+
+    prof = profile()
+    workers = prof.num_workers if num_workers is None else int(num_workers)
+    if num_workers is None and _in_memory(data):
+        workers = 0
+    dev = torch.device(device) if device is not None else None
+    return DataLoader(data, batch_size=int(batch_size or prof.batch_size), shuffle=shuffle, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=dev is not None and dev.type == "cuda", **kwargs)
+
+
 def select_indices(
     targets: Sequence[int] | np.ndarray, *, per_class: int | None = None, limit: int | None = None, seed: int = 0
 ) -> np.ndarray:

@@ -536,14 +536,9 @@ def _as_loader(data: Data, batch_size: int | None, device: torch.device) -> Data
         return data
     if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
         raise TypeError(f"expected a Dataset (with __getitem__ and __len__) or a DataLoader, got {type(data)}")
-    prof = profile()
-    return DataLoader(
-        data,
-        batch_size=batch_size or prof.batch_size,
-        shuffle=False,
-        num_workers=prof.num_workers,
-        pin_memory=device.type == "cuda",
-    )
+    from tlcourse.data import make_loader
+
+    return make_loader(data, batch_size=batch_size, device=device)
 
 
 def _image_batch(x: Any, device: torch.device) -> bool:

@@ -504,14 +504,9 @@ def _as_loader(data: Any, batch_size: int | None, shuffle: bool, device: torch.d
         raise TypeError(
             f"expected a DataLoader or a Dataset (with __getitem__ and __len__), got {type(data)}"
         )
-    prof = profile()
-    return DataLoader(
-        data,
-        batch_size=batch_size or prof.batch_size,
-        shuffle=shuffle,
-        num_workers=prof.num_workers,
-        pin_memory=device.type == "cuda",
-    )
+    from tlcourse.data import make_loader
+
+    return make_loader(data, batch_size=batch_size, shuffle=shuffle, device=device)
 
 
 def _make_loss(
@@ -736,6 +731,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     seed: int | None = None,
+    train_bn: bool = True,
 ) -> History:
     """Train a classifier; returns a :class:`History` with one record per epoch and the exact settings.
 
@@ -750,6 +746,8 @@ def fit(
     * ``grad_clip``: max global gradient norm. The last step's gradients stay in ``.grad``, as in plain PyTorch.
     * ``amp``: None → the profile's choice, on CUDA only. ``callbacks``: each called as ``cb(history)`` per epoch.
     * Frozen BatchNorm layers are kept in eval mode (``tlcourse.freeze.apply_bn_eval``) after ``model.train()``.
+      ``train_bn=False`` keeps *every* BatchNorm layer in eval mode (running statistics fixed, affine parameters
+      still trained): the usual fix when an unfrozen body meets small batches (say 16 images).
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -837,6 +835,10 @@ def fit(
         model.train()
         if bn_eval is not None:
             bn_eval(model)
+        if not train_bn:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         total, count = 0.0, 0
         batch_bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
         for raw in batch_bar:
@@ -931,7 +933,8 @@ def fine_tune(
        ``discriminative_lrs(model, lr / 2, factor=lr_mult ** (1 / (n_groups - 1)))`` — head at ``lr / 2``,
        earliest group at ``lr / 2 / lr_mult`` — again with one cycle.
 
-    Other keyword arguments go to :func:`fit` (``scheduler`` defaults to ``"onecycle"``). The two histories
+    Other keyword arguments go to :func:`fit` (``scheduler`` defaults to ``"onecycle"``; pass ``train_bn=False``
+    to keep the BatchNorm statistics of the pretrained body with small batches). The two histories
     are joined (``phase`` is ``"frozen"`` / ``"unfrozen"``); ``meta["phases"]`` keeps each phase's settings.
 
     Example:

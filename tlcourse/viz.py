@@ -1173,26 +1173,53 @@ def misclassified_gallery(
         if len(conf) != len(items):
             raise ValueError(f"got {len(items)} images but {len(conf)} rows of probs")
     wrong = [i for i in range(len(items)) if t[i] != p[i]]
-    prev_btn = widgets.Button(description="◀ Prev", tooltip="previous wrong prediction")
-    next_btn = widgets.Button(description="Next ▶", tooltip="next wrong prediction")
-    caption = widgets.HTML()
     picture = widgets.Image(format="png")
-    state = {"pos": 0}
 
-    def show() -> None:
-        if not wrong:
-            caption.value = f"No misclassified images among {len(items)}."
-            prev_btn.disabled = next_btn.disabled = True
-            return
-        pos = state["pos"]
-        idx = wrong[pos]
-        text = (f"{pos + 1}/{len(wrong)} — image #{idx}: true <b>{_name(t[idx], class_names)}</b>, "
+    def caption_for(idx: int) -> str:
+        text = (f"image #{idx}: true <b>{_name(t[idx], class_names)}</b>, "
                 f"predicted <b style='color:#c0392b'>{_name(p[idx], class_names)}</b>")
         if conf is not None:
             value = conf[idx, int(p[idx])] if conf.ndim == 2 else conf[idx]
             text += f" (confidence {float(value):.2f})"
-        caption.value = text
-        picture.value = _image_png(items[idx], mean, std)
+        return text
+
+    def draw(idx: int | None) -> None:
+        if idx is not None:
+            picture.value = _image_png(items[idx], mean, std)
+
+    return _mistake_pager(wrong, caption_for, draw, picture, f"No misclassified images among {len(items)}.",
+                          "wrong prediction")
+
+
+def _mistake_pager(
+    wrong: Sequence[int],
+    caption_for: Callable[[int], str],
+    draw: Callable[[int | None], None],
+    content: Any,
+    empty: str,
+    what: str,
+) -> ipywidgets.VBox:
+    """Prev/Next pager over the indices ``wrong``: ``VBox([HBox([Prev, Next]), HTML caption, content])``.
+
+    ``caption_for(idx)`` gives the caption after the "k/n — " counter; ``draw(idx)`` fills ``content``
+    (``draw(None)`` when there is nothing to show, with ``empty`` as the caption).
+    """
+    import ipywidgets as widgets
+
+    prev_btn = widgets.Button(description="◀ Prev", tooltip=f"previous {what}")
+    next_btn = widgets.Button(description="Next ▶", tooltip=f"next {what}")
+    caption = widgets.HTML()
+    state = {"pos": 0}
+
+    def show() -> None:
+        if not wrong:
+            caption.value = empty
+            draw(None)
+            prev_btn.disabled = next_btn.disabled = True
+            return
+        pos = state["pos"]
+        caption.value = f"{pos + 1}/{len(wrong)} — " + caption_for(wrong[pos])
+        draw(wrong[pos])
         prev_btn.disabled = pos == 0
         next_btn.disabled = pos == len(wrong) - 1
 
@@ -1206,4 +1233,4 @@ def misclassified_gallery(
     prev_btn.on_click(step(-1))
     next_btn.on_click(step(+1))
     show()
-    return widgets.VBox([widgets.HBox([prev_btn, next_btn]), caption, picture])
+    return widgets.VBox([widgets.HBox([prev_btn, next_btn]), caption, content])
