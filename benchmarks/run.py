@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/run.py --profile grading|cpu|gpu [NOTEBOOK_OR_ASSIGNMENT ...]
+    python benchmarks/run.py --profile gpu --import gpu/RESULTS.json   # fold in a run made on another machine
 
 Each notebook (default: every ``solutions/NN_*/*.ipynb``) runs in a fresh kernel, in a temporary copy of its
 folder (so ``solutions/`` stays clean), with ``TLCOURSE_PROFILE`` set to the profile and ``TLCOURSE_RESULTS``
@@ -114,7 +115,7 @@ def run_notebook(path: Path, profile: str, cell_timeout: int) -> dict[str, Any]:
         except DeadKernelError:
             status = "error: the kernel died"
         except TimeoutError as exc:
-            status = f"error: timeout ({exc})"
+            status = f"error: timeout ({str(exc).strip().splitlines()[0]})"
         finally:
             seconds = time.perf_counter() - started
             for key, value in old.items():
@@ -153,6 +154,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _one_line(text: str, limit: int = 160) -> str:
+    """A status fit for a table cell: one line, no pipes, at most ``limit`` characters."""
+    flat = " ".join(str(text).split()).replace("|", "/")
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+
+
 def markdown(data: dict[str, Any]) -> str:
     """The results as a readable page."""
     lines = ["# Benchmark results", "",
@@ -166,7 +173,7 @@ def markdown(data: dict[str, Any]) -> str:
                   f"Machine: {m['cpu']} ({m['cores']} cores), GPU: {m['gpu'] or 'none'}; Python {m['python']}, "
                   f"torch {m['torch']}. Last run {run['time']}.", "",
                   "| notebook | wall time (s) | status |", "|---|---:|---|"]
-        lines += [f"| {nb} | {e['seconds']:.1f} | {e['status']} |" for nb, e in run["notebooks"].items()]
+        lines += [f"| {nb} | {e['seconds']:.1f} | {_one_line(e['status'])} |" for nb, e in run["notebooks"].items()]
         total = sum(e["seconds"] for e in run["notebooks"].values())
         lines += [f"| **total** | **{total:.1f}** | |", ""]
         if run["records"]:
@@ -188,7 +195,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=PROFILES, required=True)
     parser.add_argument("--cell-timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     parser.add_argument("--out-dir", type=Path, default=HERE, help="where RESULTS.md/.json go (default benchmarks/)")
+    parser.add_argument("--import", dest="imports", type=Path, nargs="+", default=[], metavar="RESULTS_JSON",
+                        help="fold profiles from another machine's RESULTS.json (e.g. a GPU run) into --out-dir, "
+                             "then exit without running anything")
     args = parser.parse_args(argv)
+    out_json, out_md = args.out_dir / "RESULTS.json", args.out_dir / "RESULTS.md"
+    previous = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.imports:
+        data = {"runs": dict(previous.get("runs", {}))}
+        for path in args.imports:
+            for name, run in json.loads(path.read_text())["runs"].items():
+                if name == args.profile:
+                    data["runs"][name] = run
+        data["anchors"] = {k: {"value": v, "source": s} for k, (v, s) in ANCHORS.items()}
+        out_json.write_text(json.dumps(data, indent=1) + "\n")
+        out_md.write_text(markdown(data))
+        print(f"imported profile {args.profile} into {out_md} and {out_json.name}")
+        return 0
 
     sys.path.insert(0, str(REPO))
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
@@ -200,12 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run_notebook(path, args.profile, args.cell_timeout)
         print(f"{result['seconds']:.1f} s, {result['status']}, {len(result['records'])} number(s)", flush=True)
         runs.append(result)
-    out_json, out_md = args.out_dir / "RESULTS.json", args.out_dir / "RESULTS.md"
-    previous = json.loads(out_json.read_text()) if out_json.is_file() else {}
-    data = merge(previous, args.profile, info, runs)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(data, indent=1) + "\n")
-    out_md.write_text(markdown(data))
+        data = merge(previous, args.profile, info, runs)  # written after every notebook: nothing lost on a kill
+        out_json.write_text(json.dumps(data, indent=1) + "\n")
+        out_md.write_text(markdown(data))
     print(f"wrote {out_md} and {out_json.name}")
     return 0 if all(r["status"] == "ok" for r in runs) else 1
 
