@@ -210,9 +210,11 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Batch]:
                    "untouched": subs / "untouched.ipynb"}
         notebooks = {"solution": solved(assignment), "untouched": released_nb(assignment),
                      "wrong": fill(released_nb(assignment), wrong_sources(assignment))}
-        timeout = LESSON_TIMEOUT
+        timeout, limits = LESSON_TIMEOUT, []
         if assignment == WARMUP:
-            timeout = ZOO_TIMEOUT
+            # the endless loop must meet the per-submission limit, not nbgrader's per-cell timeout (120 s by
+            # default, which would interrupt just that cell): cells may run longer than the whole submission
+            timeout, limits = ZOO_TIMEOUT, ["--cell-timeout", str(2 * ZOO_TIMEOUT)]
             for name, broken in ZOO.items():
                 targets[name] = subs / name / nb_name
                 notebooks[name] = broken.build(solved(assignment))
@@ -222,7 +224,7 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Batch]:
             target.write_text(nb if isinstance(nb, str) else nbformat.writes(nb), encoding="utf-8")
         out = base / "grades.csv"
         result = run_tlcourse("grade", str(subs), "--assignment", assignment, "--out", str(out), "--jobs", "2",
-                              "--timeout", str(timeout), "--root", str(root), cwd=base)
+                              "--timeout", str(timeout), *limits, "--root", str(root), cwd=base)
         assert result.returncode == 0, result.stdout + result.stderr
         header, rows = read_csv(out)
         cache[assignment] = Batch(assignment, root, subs, rows, header, result)
