@@ -94,35 +94,28 @@ def run_notebook(path: Path, profile: str, cell_timeout: int) -> dict[str, Any]:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
+    from tlcourse.config import environ
     from tlcourse.record import load_records
 
     with tempfile.TemporaryDirectory(prefix=f"bench-{path.stem}-") as tmp:
         work = Path(tmp) / path.parent.name
         shutil.copytree(path.parent, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         results = Path(tmp) / "results.json"
-        env = {"TLCOURSE_PROFILE": profile, "TLCOURSE_RESULTS": str(results)}
-        old = {k: os.environ.get(k) for k in [*env, "NBGRADER_EXECUTION"]}
-        os.environ.update(env)
-        os.environ.pop("NBGRADER_EXECUTION", None)  # it would force the grading profile
         nb = nbformat.read(work / path.name, as_version=4)
         status = "ok"
         started = time.perf_counter()
-        try:
-            NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(work)}}).execute()
-        except CellExecutionError as exc:
-            status = "error: " + str(exc).strip().splitlines()[-1][:200]
-        except DeadKernelError:
-            status = "error: the kernel died"
-        except TimeoutError as exc:
-            status = f"error: timeout ({str(exc).strip().splitlines()[0]})"
-        finally:
-            seconds = time.perf_counter() - started
-            for key, value in old.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        # NBGRADER_EXECUTION unset: it would force the grading profile
+        with environ(TLCOURSE_PROFILE=profile, TLCOURSE_RESULTS=str(results), NBGRADER_EXECUTION=None):
+            try:
+                NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                               resources={"metadata": {"path": str(work)}}).execute()
+            except CellExecutionError as exc:
+                status = "error: " + str(exc).strip().splitlines()[-1][:200]
+            except DeadKernelError:
+                status = "error: the kernel died"
+            except TimeoutError as exc:
+                status = f"error: timeout ({str(exc).strip().splitlines()[0]})"
+        seconds = time.perf_counter() - started
         records = load_records(results)
     for rec in records:
         rec.setdefault("lesson", None)

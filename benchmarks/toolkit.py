@@ -23,7 +23,6 @@ download). Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -31,7 +30,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +51,6 @@ ANCHORS: dict[str, dict[str, Any]] = {
         "time": "15–25 min on CPU",
     },
 }
-
-
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    """Set environment variables for the block, then restore them."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _cpu_model() -> str:
@@ -110,6 +94,7 @@ def measure_frozen(args: argparse.Namespace) -> dict[str, Any]:
         >>> measure_frozen(parse_args(["--only", "frozen"]))["val_accuracy"] > 0.9  # doctest: +SKIP
         True
     """
+    from tlcourse.config import environ
     from tlcourse.data import load_hymenoptera
     from tlcourse.device import get_device, seed_everything
     from tlcourse.features import extract_features, linear_probe, time_it
@@ -122,7 +107,7 @@ def measure_frozen(args: argparse.Namespace) -> dict[str, Any]:
     val = load_hymenoptera("val", image_size=size)
     with time_it() as load_t:
         model = load_backbone("efficientnet_lite0")
-    with tempfile.TemporaryDirectory(prefix="tlcourse-bench-cache-") as tmp, _env(TLCOURSE_CACHE_DIR=tmp):
+    with tempfile.TemporaryDirectory(prefix="tlcourse-bench-cache-") as tmp, environ(TLCOURSE_CACHE_DIR=tmp):
         cpu0 = time.process_time()
         with time_it() as total:
             with time_it() as extract_t:

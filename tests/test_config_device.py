@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -60,3 +61,14 @@ def test_autocast_is_a_noop_on_cpu() -> None:
     with autocast("cpu"):
         y = x @ x
     assert y.dtype == torch.float32
+
+
+def test_environ_sets_unsets_and_restores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlcourse.config import environ
+
+    monkeypatch.setenv("TLCOURSE_A", "kept")
+    monkeypatch.delenv("TLCOURSE_B", raising=False)
+    with pytest.raises(RuntimeError), environ(TLCOURSE_A=None, TLCOURSE_B="set"):
+        assert "TLCOURSE_A" not in os.environ and os.environ["TLCOURSE_B"] == "set"
+        raise RuntimeError("restored even on an error")
+    assert os.environ["TLCOURSE_A"] == "kept" and "TLCOURSE_B" not in os.environ

@@ -11,11 +11,13 @@ A *profile* holds every size a lesson reads: image size, subset sizes, epochs, b
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["Profile", "PROFILES", "profile", "profile_name"]
+__all__ = ["Profile", "PROFILES", "profile", "profile_name", "environ"]
 
 
 @dataclass(frozen=True)
@@ -147,3 +149,28 @@ def profile(name: str | None = None) -> Profile:
     if key not in PROFILES:
         raise ValueError(f"unknown profile {key!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[key]
+
+
+@contextlib.contextmanager
+def environ(**values: str | None) -> Iterator[None]:
+    """Set environment variables for a block (``None`` removes one), then restore them all.
+
+    Example:
+        >>> with environ(TLCOURSE_PROFILE="gpu"):
+        ...     profile_name()
+        'gpu'
+    """
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

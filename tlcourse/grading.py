@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlcourse.config import environ
+
 __all__ = [
     "CourseError",
     "GradeRow",
@@ -1046,20 +1048,6 @@ class CheckResult:
         return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def check_notebook(path: str | os.PathLike[str], profile: str = "grading", cell_timeout: int | None = None,
                    root: str | os.PathLike[str] | None = None) -> CheckResult:
     """Run a lesson with its visible tests (hidden ones are removed first) and score each exercise.
@@ -1096,7 +1084,7 @@ def check_notebook(path: str | os.PathLike[str], profile: str = "grading", cell_
     problem = ""
     started = time.monotonic()
     _ensure_tools_on_path()
-    with _environ(NBGRADER_EXECUTION="validate", TLCOURSE_PROFILE=profile):
+    with environ(NBGRADER_EXECUTION="validate", TLCOURSE_PROFILE=profile):
         try:
             Execute(config=cfg).preprocess(nb, {"metadata": {"path": str(file.parent.resolve())}})
         except DeadKernelError:
