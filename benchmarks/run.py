@@ -129,7 +129,7 @@ def merge(previous: dict[str, Any], profile: str, info: dict[str, Any], runs: li
     data = {"runs": dict(previous.get("runs", {}))}
     entry = dict(data["runs"].get(profile, {"notebooks": {}, "records": []}))
     ran = {r["notebook"] for r in runs}
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     notebooks = {k: v for k, v in entry.get("notebooks", {}).items() if k not in ran}
     for r in runs:
         notebooks[r["notebook"]] = {"seconds": r["seconds"], "status": r["status"], "time": stamp}

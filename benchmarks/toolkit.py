@@ -82,7 +82,7 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": describe_device(get_device()),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_average_at_start": [round(x, 2) for x in load],
     }
 
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in [args.only] if args.only else list(MEASUREMENTS):
         print(f"[toolkit] {name} …", file=sys.stderr, flush=True)
         result = MEASUREMENTS[name](args)
-        result["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        result["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         results[name] = result
         print(f"[toolkit] {name}: val accuracy {result['val_accuracy']:.4f} in {result['seconds']} s", flush=True)
         ordered = {k: results[k] for k in MEASUREMENTS if k in results}

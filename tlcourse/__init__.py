@@ -13,7 +13,12 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# Apple silicon: operators that MPS lacks run on the CPU instead of raising. torch reads this once, when it loads,
+# so it only helps when tlcourse is imported before torch (the lessons' set-up cells do that).
+os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
 
 __version__ = "0.1.0"
 __all__ = ["profile", "get_device", "seed_everything", "record", "__version__"]

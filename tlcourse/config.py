@@ -6,7 +6,8 @@ A *profile* holds every size a lesson reads: image size, subset sizes, epochs, b
 1. ``TLCOURSE_PROFILE`` (``grading`` | ``cpu`` | ``gpu``) when set;
 2. else ``grading`` when ``NBGRADER_EXECUTION`` is set (nbgrader autograde / validate);
 3. else ``gpu`` when CUDA is available;
-4. else ``cpu``.
+4. else ``cpu`` — also on Apple silicon, where ``get_device()`` still runs the cpu profile's sizes on MPS
+   (the gpu profile's image sizes, epochs and CUDA mixed precision are tuned for CUDA GPUs).
 """
 
 from __future__ import annotations

@@ -1,10 +1,17 @@
-"""Device choice, seeding and mixed precision."""
+"""Device choice, seeding and mixed precision.
+
+Apple silicon: ``get_device()`` picks MPS when there is no CUDA, and ``tlcourse.config`` gives such a laptop the
+``cpu`` profile's sizes (the ``gpu`` profile is tuned for CUDA). Operators MPS lacks fall back to the CPU when
+``PYTORCH_ENABLE_MPS_FALLBACK=1`` is set before torch loads: ``import tlcourse`` sets it (the lessons import
+``tlcourse`` first); otherwise ``get_device()`` warns once and says how to set it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import random
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,14 +32,31 @@ def get_device(prefer: str | None = None) -> torch.device:
         dev = torch.device(wanted)
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {wanted!r} was asked for, but CUDA is not available on this machine")
-        if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        if dev.type == "mps" and not _mps_available():
             raise RuntimeError(f"device {wanted!r} was asked for, but MPS is not available on this machine")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+    if _mps_available():
+        _warn_without_mps_fallback()
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+_MPS_FALLBACK_HINT = (
+    "Apple silicon (MPS): PYTORCH_ENABLE_MPS_FALLBACK is not set, so an operator MPS lacks will raise "
+    "NotImplementedError instead of running on the CPU. Import tlcourse before torch (the lessons do), or start "
+    "Jupyter with PYTORCH_ENABLE_MPS_FALLBACK=1; TLCOURSE_DEVICE=cpu avoids MPS altogether."
+)
+
+
+def _warn_without_mps_fallback() -> None:
+    if os.environ.get("PYTORCH_ENABLE_MPS_FALLBACK") != "1":
+        warnings.warn(_MPS_FALLBACK_HINT, RuntimeWarning, stacklevel=3)
 
 
 def describe_device(device: torch.device | None = None) -> str:
@@ -48,6 +72,9 @@ def describe_device(device: torch.device | None = None) -> str:
         return f"cuda:{idx} ({torch.cuda.get_device_name(idx)}, CUDA {torch.version.cuda})"
     if dev.type == "cpu":
         return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    if dev.type == "mps":
+        fallback = "on" if os.environ.get("PYTORCH_ENABLE_MPS_FALLBACK") == "1" else "off"
+        return f"mps (Apple silicon GPU; cpu profile sizes; CPU fallback for missing ops {fallback})"
     return str(dev)
 
 

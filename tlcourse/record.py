@@ -116,7 +116,7 @@ def record(name: str, value: float | int | str, *, lesson: str | None = None) ->
         "value": checked,
         "lesson": lesson,
         "profile": profile_name(),
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     path = Path(target).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
