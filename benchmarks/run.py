@@ -153,12 +153,33 @@ def _one_line(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
+def claims_table(data: dict[str, Any]) -> list[str]:
+    """Every claim a lesson checked (``tlcourse.claim``), one row each, with its outcome in every profile run."""
+    profiles = [p for p in PROFILES if p in data.get("runs", {})]
+    outcome: dict[tuple[str, str], dict[str, str]] = {}
+    for profile in profiles:
+        for rec in data["runs"][profile]["records"]:
+            if rec["name"].startswith("claim_"):
+                key = (str(rec.get("lesson") or rec.get("notebook")), rec["name"].removeprefix("claim_"))
+                outcome.setdefault(key, {})[profile] = "✓ held" if rec["value"] else "✗ did not hold"
+    if not outcome:
+        return []
+    lines = ["## Checked claims", "",
+             "What each lesson claims and checks in its own run (`tlcourse.claim`): ✓ held, ✗ did not hold, "
+             "— not run in that profile. The grading profile's tiny subsets decide little.", "",
+             "| lesson | claim | " + " | ".join(profiles) + " |", "|---|---|" + "---|" * len(profiles)]
+    for (lesson, name), by_profile in sorted(outcome.items()):
+        lines.append(f"| {lesson} | {name} | " + " | ".join(by_profile.get(p, "—") for p in profiles) + " |")
+    return lines + [""]
+
+
 def markdown(data: dict[str, Any]) -> str:
     """The results as a readable page."""
     lines = ["# Benchmark results", "",
              "Written by `benchmarks/run.py` (do not edit by hand). Each profile's run: the machine, each solution "
              "notebook's wall time, and every number a lesson recorded with `tlcourse.record`, beside the "
              "published reference value it should be compared with.", ""]
+    lines += claims_table(data)
     for profile in [p for p in PROFILES if p in data.get("runs", {})]:
         run = data["runs"][profile]
         m = run["machine"]
@@ -169,9 +190,10 @@ def markdown(data: dict[str, Any]) -> str:
         lines += [f"| {nb} | {e['seconds']:.1f} | {_one_line(e['status'])} |" for nb, e in run["notebooks"].items()]
         total = sum(e["seconds"] for e in run["notebooks"].values())
         lines += [f"| **total** | **{total:.1f}** | |", ""]
-        if run["records"]:
+        numbers = [r for r in run["records"] if not r["name"].startswith("claim_")]
+        if numbers:
             lines += ["| recorded | lesson | value | anchor | anchor source |", "|---|---|---:|---:|---|"]
-            for rec in run["records"]:
+            for rec in numbers:
                 anchor = ANCHORS.get(rec["name"])
                 lines.append(f"| {rec['name']} | {rec.get('lesson') or rec.get('notebook')} | {_fmt(rec['value'])} | "
                              f"{_fmt(anchor[0]) if anchor else '—'} | {anchor[1] if anchor else ''} |")

@@ -432,12 +432,78 @@ def test_check_reports_points_and_exit_code(tmp_path: Path, failing: bool) -> No
         assert result.stdout.strip().splitlines()[-1].startswith("PASS: visible tests 1/1 points")
 
 
+def test_check_runs_hidden_tests_from_the_source(tmp_path: Path) -> None:
+    """With the lesson's source in the course root, `check` runs its hidden tests too (never showing their code);
+    `--visible-only` runs only what Validate runs. The source is found by file name, wherever the copy lies."""
+    root = tmp_path / "course"
+    (root / "solutions" / "99_tiny").mkdir(parents=True)
+    shutil.copyfile(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    _check_notebook(root / "solutions" / "99_tiny" / "99_tiny.ipynb", failing=False)
+    copy_ = tmp_path / "downloads" / "99_tiny.ipynb"
+    copy_.parent.mkdir()
+    student = nbformat.read(root / "solutions" / "99_tiny" / "99_tiny.ipynb", as_version=4)
+    for cell in student.cells:
+        cell.source = strip_hidden_tests(cell.source)
+    nbformat.write(student, copy_)
+
+    full = run_tlcourse("check", str(copy_), "--root", str(root))
+    assert full.returncode == 1, full.stdout + full.stderr
+    assert re.search(r"ex1_profile\s+0/1\s+FAIL \(hidden test\): AssertionError: hidden-secret-xyz", full.stdout)
+    assert "raise AssertionError" not in full.stdout + full.stderr, "hidden test code must never be shown"
+    assert "visible and hidden tests" in full.stdout
+    visible = run_tlcourse("check", str(copy_), "--root", str(root), "--visible-only")
+    assert visible.returncode == 0, visible.stdout + visible.stderr
+    assert re.search(r"ex1_profile\s+1/1\s+pass", visible.stdout)
+
+
+def _check_rows(stdout: str) -> dict[str, str]:
+    """``{grade id: status}`` from a ``tlcourse check`` report."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^\s+(ex\d+_\w+)\s+\S+\s+(.+)$", stdout, re.M)}
+
+
+def _write_submission(assignment: str, sources: dict[str, str], folder: Path) -> Path:
+    path = folder / f"{assignment}.ipynb"  # not under lessons/: check finds the source by the file name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(fill(released_nb(assignment), sources), path)
+    return path
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_self_check_catches_what_only_hidden_tests_see(assignment: str, tmp_path: Path) -> None:
+    """The wrong submission passes every visible test (Validate says "passed") and fails hidden ones, which a
+    self-paced learner's `tlcourse check` reports — the proof that hidden tests matter."""
+    path = _write_submission(assignment, wrong_sources(assignment), tmp_path / "student")
+    result = run_tlcourse("check", str(path), timeout=LESSON_TIMEOUT)
+    rows = _check_rows(result.stdout)
+    assert result.returncode == 1, result.stdout + result.stderr
+    visible_failures = {g: s for g, s in rows.items() if s.startswith("FAIL:")}
+    assert not visible_failures, f"the wrong submission should pass the visible tests: {visible_failures}"
+    assert any(s.startswith("FAIL (hidden test)") for s in rows.values()), result.stdout
+    leaked = [s for s in hidden_secrets(assignment) if s in result.stdout + result.stderr]
+    assert not leaked, f"check showed hidden test code: {leaked}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_visible_tests_catch_the_common_mistake(assignment: str, tmp_path: Path) -> None:
+    """One common mistake per lesson (``tests/submissions/mistakes/``) fails a *visible* test: Validate catches it."""
+    raw = json.loads((SUBMISSION_DEFS / "mistakes" / f"{assignment}.json").read_text(encoding="utf-8"))
+    sources = {k: "\n".join(v) for k, v in raw.items() if not k.startswith("_")}
+    assert sources and set(sources) <= answer_ids(source_nb(assignment))
+    path = _write_submission(assignment, sources, tmp_path / "student")
+    result = run_tlcourse("check", str(path), "--visible-only", timeout=LESSON_TIMEOUT)
+    rows = _check_rows(result.stdout)
+    assert result.returncode == 1, result.stdout + result.stderr
+    for gid in raw["_caught_by"]:
+        assert rows.get(gid, "").startswith("FAIL:"), f"{gid} should fail visibly: {rows.get(gid)}\n{result.stdout}"
+
+
 # ------------------------------------------------------------------------------------------------ benchmarks
 def test_benchmark_records_numbers_beside_anchors(tmp_path: Path) -> None:
     lesson = tmp_path / "tiny.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import tlcourse\ntlcourse.record('breast_test_auc', 0.5, lesson='tiny')\n"
-        "tlcourse.record('tiny_profile_is', tlcourse.profile().name)")]), lesson)
+        "tlcourse.record('tiny_profile_is', tlcourse.profile().name)\n"
+        "tlcourse.claim('half_is_small', 0.5 < 0.9, '0.5 vs 0.9', lesson='tiny')")]), lesson)
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--profile", "cpu", str(lesson),
                              "--out-dir", str(tmp_path / "out")], env=env, capture_output=True, text=True,
@@ -448,6 +514,7 @@ def test_benchmark_records_numbers_beside_anchors(tmp_path: Path) -> None:
     assert run["machine"]["cpu"] and run["machine"]["cores"] >= 1
     assert run["notebooks"]["tiny"]["status"] == "ok" and run["notebooks"]["tiny"]["seconds"] > 0
     values = {r["name"]: r["value"] for r in run["records"]}
-    assert values == {"breast_test_auc": 0.5, "tiny_profile_is": "cpu"}
+    assert values == {"breast_test_auc": 0.5, "tiny_profile_is": "cpu", "claim_half_is_small": 1}
     page = (tmp_path / "out" / "RESULTS.md").read_text()
     assert re.search(r"\| breast_test_auc \| tiny \| 0\.5 \| 0\.901 \| MedMNIST", page), page
+    assert "| tiny | half_is_small | ✓ held |" in page, page

@@ -83,3 +83,37 @@ def test_load_records_missing_and_corrupt(tmp_path) -> None:
     bad.write_text('{"name": "x"}')
     with pytest.raises(ValueError, match="list of objects"):
         load_records(bad)
+
+
+def test_claim_shows_the_verdict_and_records_it(tmp_path, monkeypatch, capsys) -> None:
+    from tlcourse.record import claim
+
+    path = tmp_path / "results.json"
+    monkeypatch.setenv(RESULTS_ENV, str(path))
+    claim("transfer_wins", np.bool_(0.92 > 0.71), "frozen 0.920 vs scratch 0.710", statement="transfer wins",
+          lesson="02")
+    claim("small_lr_wins", 0.80 > 0.85, "small 0.800 vs large 0.850", statement="a small rate wins",
+          if_not="one seed on 153 images: a single image is 0.65 points")
+    out = capsys.readouterr().out
+    assert "✓ held in this run: transfer wins\n    frozen 0.920 vs scratch 0.710" in out
+    assert "✗ did not hold in this run: a small rate wins" in out and "why this can happen: one seed" in out
+    assert [(e["name"], e["value"]) for e in load_records(path)] == [("claim_transfer_wins", 1),
+                                                                      ("claim_small_lr_wins", 0)]
+
+
+def test_claim_rejects_a_claim_that_cannot_fail(monkeypatch) -> None:
+    from tlcourse.record import claim
+
+    monkeypatch.delenv(RESULTS_ENV, raising=False)
+    with pytest.raises(TypeError, match="must be a bool"):
+        claim("x", 0.93, "just a number")  # a number is not an outcome
+    with pytest.raises(ValueError, match="evidence"):
+        claim("x", True, "")
+
+
+def test_claim_html_escapes_and_colours() -> None:
+    from tlcourse.record import _claim_html
+
+    page = _claim_html(False, "a < b", "0.1 vs 0.2", "noise")
+    assert "a &lt; b" in page and "did not hold" in page and "noise" in page
+    assert "noise" not in _claim_html(True, "a", "b", "noise")

@@ -21,11 +21,11 @@ from typing import Any
 os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
 
 __version__ = "0.1.0"
-__all__ = ["profile", "get_device", "seed_everything", "record", "__version__"]
+__all__ = ["profile", "get_device", "seed_everything", "record", "claim", "__version__"]
 
 # tlcourse.record("frozen_val_acc", 0.95) is the function; binding it here (record.py is light) keeps a later
 # `import tlcourse.record` from shadowing it with the module
-from tlcourse.record import record  # noqa: E402
+from tlcourse.record import claim, record  # noqa: E402
 
 # short names re-exported from their modules, imported on first use
 _SHORTCUTS = {

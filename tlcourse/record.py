@@ -1,4 +1,7 @@
-"""A lesson's headline numbers, collected for the benchmark table (DESIGN §1, ``benchmarks/``).
+"""A lesson's headline numbers and checked claims, collected for the benchmark table (``benchmarks/``).
+
+``claim(name, held, evidence, statement=...)`` is how a lesson states an outcome without hard-coding it: the
+notebook shows a ✓ / ✗ box with this run's numbers, and ``claim_<name>`` (1 held, 0 did not) is recorded.
 
 A lesson calls ``record("finetune_val_acc", acc, lesson="03_fine_tuning")`` next to the number it reports. When
 the environment variable ``TLCOURSE_RESULTS`` names a JSON file, the entry ``{name, value, lesson, profile, time}``
@@ -21,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["record", "load_records", "RESULTS_ENV"]
+__all__ = ["record", "claim", "load_records", "RESULTS_ENV"]
 
 #: The environment variable naming the results file.
 RESULTS_ENV = "TLCOURSE_RESULTS"
@@ -134,3 +137,65 @@ def record(name: str, value: float | int | str, *, lesson: str | None = None) ->
                 os.unlink(tmp)
             raise
     return None
+
+
+_CLAIM_STYLE = {
+    True: ("✓ held in this run", "#e8f5e9", "#2e7d32"),
+    False: ("✗ did not hold in this run", "#fff3e0", "#e65100"),
+}
+
+
+def _claim_text(held: bool, statement: str, evidence: str, if_not: str) -> str:
+    verdict = _CLAIM_STYLE[held][0]
+    lines = [f"{verdict}: {statement}" if statement else verdict, f"    {evidence}"]
+    if not held and if_not:
+        lines.append(f"    why this can happen: {if_not}")
+    return "\n".join(lines)
+
+
+def _claim_html(held: bool, statement: str, evidence: str, if_not: str) -> str:
+    from html import escape
+
+    verdict, background, colour = _CLAIM_STYLE[held]
+    parts = [f"<b style='color:{colour}'>{verdict}</b>"]
+    if statement:
+        parts[0] += f" — {escape(statement)}"
+    parts.append(f"<div>{escape(evidence)}</div>")
+    if not held and if_not:
+        parts.append(f"<div><i>Why this can happen:</i> {escape(if_not)}</div>")
+    return (f"<div class='tlcourse-claim' style='border-left:4px solid {colour};background:{background};"
+            f"padding:6px 10px;margin:4px 0'>{''.join(parts)}</div>")
+
+
+def claim(name: str, held: Any, evidence: str, *, statement: str = "", if_not: str = "",
+          lesson: str | None = None) -> None:
+    """Show whether a lesson's claim held in this run, with the numbers, and record ``claim_<name>`` (1 or 0).
+
+    ``held`` is the test (a bool, or a NumPy/torch bool); ``evidence`` the numbers it compared; ``statement`` the
+    claim in words; ``if_not`` why it can fail on another run or machine (shown only when it failed). In a notebook
+    the result is a coloured box, elsewhere plain text.
+
+    Example:
+        >>> claim("transfer_beats_scratch", 0.92 > 0.71, "frozen 0.920 vs scratch 0.710",
+        ...       statement="frozen features beat a network trained from scratch")
+        ✓ held in this run: frozen features beat a network trained from scratch
+            frozen 0.920 vs scratch 0.710
+    """
+    if hasattr(held, "item"):
+        held = held.item()
+    if not isinstance(held, bool):
+        raise TypeError(f"claim({name!r}, ...): held must be a bool (the outcome of a comparison), "
+                        f"got {type(held).__name__}")
+    if not isinstance(evidence, str) or not evidence.strip():
+        raise ValueError(f"claim({name!r}, ...): evidence must say which numbers were compared")
+    record(f"claim_{name}", int(held), lesson=lesson)
+    text = _claim_text(held, statement, evidence, if_not)
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:  # pragma: no cover - IPython comes with the course
+        get_ipython = None  # type: ignore[assignment]
+    if get_ipython is not None and get_ipython() is not None:
+        display(HTML(_claim_html(held, statement, evidence, if_not)), metadata={"tlcourse_claim": text})
+    else:
+        print(text)

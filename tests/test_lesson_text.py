@@ -1,0 +1,116 @@
+"""Words agree with numbers: no lesson hard-codes an outcome its own run produces (fast: reads the notebooks only).
+
+One notebook runs in three profiles (grading, cpu, gpu), so a measured accuracy, AUC, gap or time written into its
+prose or into a code literal is true of one run at most. The rule, for ``solutions/*`` (and so ``lessons/``):
+an *outcome-like* number — a decimal with two or more places (0.915, 1.87; not a keyword argument such as
+``lr=0.01``), a percentage, "N points" — must be
+printed by code or shown by ``tlcourse.claim``, unless its line cites where it comes from (a year, "et al.", a
+link) or is a design choice: an upper-case constant in code, an exercise's points in a heading, a test cell's
+fixture, or one of the few facts listed in ``FIXED_FACTS`` (a property of the data or the model that no run
+changes, each with its reason).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LESSONS = sorted(p.name for p in (REPO / "solutions").iterdir() if re.match(r"^\d\d_", p.name))
+
+OUTCOME = re.compile(
+    r"(?<![\w.=])\d*\.\d{2,}(?!\d)(?!\s?(?:M|k|B|px|GB|MB)\b)"  # 0.915, 1.87 (not 4.65 M, not lr=0.01)
+    r"|(?<![\w.])\d+(?:\.\d+)?\s?%"  # 92 %, 62.5%
+    r"|(?<![\w.])\d+(?:\.\d+)?\s(?:percentage\s)?points?\b"  # 20 points
+)
+CITED = re.compile(r"\b(?:19|20)\d{2}\b|et al\.|https?://|\]\(")
+FORMAT_FIELD = re.compile(r"\{[^{}]*\}")
+CONSTANT = re.compile(r"^\s*[A-Z][A-Z0-9_]*(?:\s*,\s*[A-Z][A-Z0-9_]*)*\s*(?::[^=]+)?=")
+# a margin the lesson sets (a claim's threshold), not a result: "within 3 points", "by 10 points or more"
+MARGIN_BEFORE = re.compile(r"(?:within|at least|by|≥|>=|more than|less than|under|over)\s*$")
+MARGIN_AFTER = re.compile(r"^\s*(?:or more|or less)")
+
+#: Facts that no run changes (properties of a data set, a model or a library), allowed in prose as they are.
+FIXED_FACTS: dict[str, dict[str, str]] = {
+    "01_pretrained_models": {
+        "27 %": "share of Lite0's parameters in its ImageNet head: a property of the architecture",
+    },
+    "03_fine_tuning": {
+        "10 %": "BatchNorm's default momentum (0.1) in PyTorch",
+    },
+    "06_case_sentiment": {
+        "85 %": "the train / test split of rt-polarity, a design choice",
+        "15 %": "the train / test split of rt-polarity, a design choice",
+    },
+    "05_case_medical": {
+        "95 %": "the sensitivity target, a design choice of the exercise",
+        "90 %": "an example probability in the calibration explanation",
+    },
+}
+
+
+def _cell_kind(cell: nbformat.NotebookNode) -> str:
+    meta = cell.metadata.get("nbgrader", {})
+    if meta.get("grade") and not meta.get("solution"):
+        return "test"
+    if meta.get("solution") and cell.cell_type == "code":
+        return "answer"
+    if meta.get("solution"):
+        return "written"
+    return cell.cell_type
+
+
+def hard_coded_outcomes(nb: nbformat.NotebookNode, allowed: dict[str, str]) -> list[str]:
+    """Lines of a notebook that state an outcome-like number without computing or citing it."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        kind = _cell_kind(cell)
+        if kind in ("test", "answer"):
+            continue  # fixtures and exercise code: the numbers are inputs, not outcomes
+        for line in cell.source.splitlines():
+            if kind == "code":
+                if CONSTANT.match(line):
+                    continue
+                line = FORMAT_FIELD.sub("{}", line)  # f"{acc:.3f}": what is computed is not written by hand
+            if kind != "code" and line.lstrip().startswith("#"):
+                continue  # headings: "Exercise 2 (3 points)"
+            if CITED.search(line):
+                continue
+            for match in OUTCOME.finditer(line):
+                if match.group(0).strip() in allowed:
+                    continue
+                if MARGIN_BEFORE.search(line[:match.start()]) or MARGIN_AFTER.match(line[match.end():]):
+                    continue
+                found.append(f"cell {index} ({cell.get('id', '?')}): …{line.strip()[:140]}…  [{match.group(0)}]")
+    return found
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_no_hard_coded_outcomes(lesson: str) -> None:
+    nb = nbformat.read(REPO / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    found = hard_coded_outcomes(nb, FIXED_FACTS.get(lesson, {}))
+    assert not found, ("numbers a run produces, written by hand — print them from code, show them with "
+                       "tlcourse.claim, or cite their source:\n" + "\n".join(found))
+
+
+def test_the_rule_catches_hard_coded_results() -> None:
+    """The check is not vacuous: the review's examples fail it, cited and computed numbers pass."""
+    def nb_of(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        return nbformat.v4.new_notebook(cells=list(cells))
+
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    bad = [md("with ten labels per class the probe reaches 0.821"), md("scratch stays about 20 points behind"),
+           md("CORAL helped (+2 points)"),
+           md("LoRA keeps 98.5 % of the accuracy"), code('rows = [("Lite0 frozen", 128, 0.915, "course authors")]')]
+    for cell in bad:
+        assert hard_coded_outcomes(nb_of(cell), {}), cell.source
+    good = [md("ResNet-18 reaches 0.9477 (Chilamkurthy, 2017)"), md("### Exercise 2 (3 points)"),
+            code("PUBLISHED = {'breast': (0.863, 0.901)}"), code('print(f"accuracy {acc:.3f}")'),
+            md("Write `train_head(features, labels, lr=0.01)`"),
+            md("Lite0 has 4.65 M parameters"), md("BatchNorm moves 10 % of the way"),
+            md("the claim: transfer wins by 10 points or more"), md("within 3 points of the published number")]
+    for cell in good:
+        assert not hard_coded_outcomes(nb_of(cell), {"10 %": "momentum"}), cell.source
