@@ -53,6 +53,16 @@ c.OverwriteCells.add_missing_cells = True
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40
 
+# ------------------------------------------------------------------------------------------------ late work
+# Due dates (a time with its zone); `tlcourse grade` records them in the gradebook. A submission's time comes from
+# its timestamp.txt (the exchange writes it on submit; `tlcourse collect` from an LMS file name).
+c.Tlcourse.due_dates = {
+    # "00_warmup": "2027-01-15 23:59:00 Europe/Paris",
+}
+# late work loses 10 % of its score per started day (PercentPerDay.percent_per_day), at most the whole score
+c.AssignLatePenalties.plugin_class = "tlcourse.grading.late.PercentPerDay"
+c.PercentPerDay.percent_per_day = 10.0
+
 # ----------------------------------------------------------------------------------------------- feedback
 # Autograding restores the hidden tests into each submission (nbgrader grades with them), so the autograded
 # notebook holds them. HideHiddenTests removes the hidden regions from the feedback and replaces any error that

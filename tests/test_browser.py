@@ -8,6 +8,7 @@ A screenshot lands in ``test-artifacts/browser/`` (git-ignored). Chromium comes 
 
 from __future__ import annotations
 
+import csv
 import os
 import secrets
 import shutil
@@ -157,3 +158,95 @@ def test_lesson_runs_in_jupyterlab(lab: str, tmp_path: Path) -> None:
             browser.close()
     assert shot.stat().st_size > 10_000, "the screenshot is empty"
     shutil.copyfile(shot, tmp_path / shot.name)
+
+
+# ------------------------------------------------------------------------------------------- the formgrader
+def _start_lab(root: Path, base: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen, str, str, object]:
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, **env_extra)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    log = open(base / "lab.log", "w")  # noqa: SIM115 - closed by the caller
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--ServerApp.open_browser=False"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/api/status?token={token}", timeout=5):
+                return server, base_url, token, log
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("JupyterLab did not start:\n" + (base / "lab.log").read_text()[-3000:])
+            time.sleep(0.5)
+
+
+def test_manual_grade_in_the_formgrader_reaches_the_export(tmp_path: Path) -> None:
+    """An instructor opens a graded submission in nbgrader's formgrader, reads the written answer, gives 1.5 of
+    2 points; the gradebook and `tlcourse export` show them."""
+    from nbgrader.api import Gradebook
+    from playwright.sync_api import expect, sync_playwright
+    from test_grading import read_csv, run_tlcourse
+
+    from tlcourse.grading.sandbox import sandbox_problem
+
+    _need_browser()
+    root = make_course_root(tmp_path / "course")
+    subs = tmp_path / "subs" / "alice"
+    subs.mkdir(parents=True)
+    nbformat.write(solved(WARMUP), subs / f"{WARMUP}.ipynb")
+    graded = run_tlcourse("grade", str(tmp_path / "subs"), "--assignment", WARMUP, "--out", str(tmp_path / "g.csv"),
+                          "--root", str(root), *(["--no-sandbox"] if sandbox_problem() else []))
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    db = f"sqlite:///{root / 'course' / 'gradebook.db'}"
+    with Gradebook(db) as gb:
+        notebook_id = gb.find_submission_notebook(WARMUP, WARMUP, "alice").id
+    answer = next(c.source for c in solved(WARMUP).cells
+                  if c.metadata.get("nbgrader", {}).get("grade_id") == "ex4_why_freeze_first")
+    server, base_url, token, log = _start_lab(root, tmp_path, {"TLCOURSE_PROFILE": "grading"})
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+                args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+            try:
+                page = browser.new_page()  # log in through the lab (sets the cookie the formgrader's API needs)
+                page.goto(f"{base_url}/lab?token={token}", wait_until="domcontentloaded", timeout=120_000)
+                page.wait_for_function("() => window.jupyterapp !== undefined || document.readyState === 'complete'",
+                                       timeout=120_000)
+                page.goto(f"{base_url}/formgrader/submissions/{notebook_id}/", wait_until="domcontentloaded",
+                          timeout=120_000)
+                expect(page.get_by_text(answer.split(".")[0][:40]).first).to_be_visible(timeout=60_000)
+                score = page.locator("input#ex4_why_freeze_first")
+                expect(score).to_be_visible(timeout=60_000)
+                score.fill("1.5")
+                score.press("Tab")  # "change" saves the grade through the formgrader's API
+                expect(page.locator(".score-saved").first).to_be_attached(timeout=30_000)
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "formgrader.png"))
+                deadline = time.monotonic() + 30
+                while True:
+                    with Gradebook(db) as gb:
+                        manual = gb.find_grade("ex4_why_freeze_first", WARMUP, WARMUP, "alice").manual_score
+                    if manual is not None or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    assert manual == 1.5, "the formgrader did not store the manual grade"
+    out = tmp_path / "export.csv"
+    exported = run_tlcourse("export", "--lms", "csv", "--out", str(out), "--root", str(root))
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    with open(out, newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["student_id"] == "alice")
+    assert (row["score"], row["max_score"]) == ("7.5", "8"), row
+    assert read_csv(tmp_path / "g.csv")[1]["alice"]["needs_manual_grade"] == "yes"

@@ -29,6 +29,7 @@ import nbformat
 import pytest
 
 from tlcourse.grading import CSV_COLUMNS, hidden_test_lines, list_assignments, strip_hidden_tests
+from tlcourse.grading.sandbox import sandbox_problem
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = list_assignments(REPO)
@@ -38,6 +39,8 @@ ZOO_TIMEOUT = 240  # s per warm-up submission; CI once needed >90 s to reach cel
 LESSON_TIMEOUT = 600
 
 pytestmark = pytest.mark.slow
+#: grading runs in the bubblewrap sandbox where there is one (CI: always); elsewhere the suite grades without it
+SANDBOX_ARGS: list[str] = [] if sandbox_problem() is None else ["--no-sandbox"]
 
 
 def _tlcourse() -> list[str]:
@@ -224,7 +227,7 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Batch]:
             target.write_text(nb if isinstance(nb, str) else nbformat.writes(nb), encoding="utf-8")
         out = base / "grades.csv"
         result = run_tlcourse("grade", str(subs), "--assignment", assignment, "--out", str(out), "--jobs", "2",
-                              "--timeout", str(timeout), *limits, "--root", str(root), cwd=base)
+                              "--timeout", str(timeout), *limits, "--root", str(root), *SANDBOX_ARGS, cwd=base)
         assert result.returncode == 0, result.stdout + result.stderr
         header, rows = read_csv(out)
         cache[assignment] = Batch(assignment, root, subs, rows, header, result)
@@ -384,7 +387,8 @@ def test_regrade_is_idempotent_and_keeps_manual_grades(batches: Callable[[str], 
     again = tmp_path / "again"
     shutil.copytree(batch.submissions / "solution", again / "solution")
     out = tmp_path / "regrade.csv"
-    result = run_tlcourse("grade", str(again), "--assignment", WARMUP, "--out", str(out), "--root", str(batch.root))
+    result = run_tlcourse("grade", str(again), "--assignment", WARMUP, "--out", str(out), "--root", str(batch.root),
+                          *SANDBOX_ARGS)
     assert result.returncode == 0, result.stdout + result.stderr
     _, rows = read_csv(out)
     first, second = batch.rows["solution"], rows["solution"]
