@@ -402,8 +402,12 @@ def _record(job: _Job, batch: _Batch, writer: Any, status: str, reason: str, fee
         stale = Path(coursedir.format_path(coursedir.feedback_directory, sub.student, batch.assignment))
         shutil.rmtree(stale, ignore_errors=True)  # never release feedback of an earlier run
         return _error_row(sub.student, batch.assignment, batch.infos, "; ".join([*job.notes, reason]))
+    staged = batch.folder / "staged" / sub.student / batch.assignment
     if sub.timestamp is not None:
-        shutil.copyfile(sub.timestamp, batch.folder / "staged" / sub.student / batch.assignment / "timestamp.txt")
+        shutil.copyfile(sub.timestamp, staged / "timestamp.txt")
+    secret = sub.folder / "submission_secret.txt" if sub.folder else None
+    if secret is not None and secret.is_file():  # the exchange's key: release_feedback matches feedback with it
+        shutil.copyfile(secret, staged / "submission_secret.txt")
     res = writer.autograde(batch.assignment, sub.student, force=True, create=True)
     if not res["success"]:
         return _error_row(sub.student, batch.assignment, batch.infos, "nbgrader autograde failed: " + _log_errors(res))

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One-server JupyterHub for tlcourse, as root on Debian/Ubuntu (Python 3.11 with venv, Node.js for the proxy).
+#   sudo bash deploy/hub/setup.sh           the course environment (the lock + the package + JupyterHub)
+#   sudo bash deploy/hub/setup.sh --light   Jupyter, nbgrader and JupyterHub only (no torch: for tests)
+# Idempotent. Paths from the environment: TLCOURSE_HUB_ENV (/opt/tlcourse/venv), TLCOURSE_EXCHANGE_ROOT
+# (/srv/nbgrader/exchange), TLCOURSE_HUB_STATE (/srv/jupyterhub), PYTHON (/usr/bin/python3.11).
+set -euo pipefail
+src="$(cd "$(dirname "$0")/../.." && pwd)"
+env_dir="${TLCOURSE_HUB_ENV:-/opt/tlcourse/venv}"
+exchange="${TLCOURSE_EXCHANGE_ROOT:-/srv/nbgrader/exchange}"
+state="${TLCOURSE_HUB_STATE:-/srv/jupyterhub}"
+python="${PYTHON:-/usr/bin/python3.11}"  # a system Python every user can run (not one under /root)
+
+command -v configurable-http-proxy >/dev/null || npm install -g configurable-http-proxy
+command -v bwrap >/dev/null || echo "note: install bubblewrap (apt install bubblewrap) on the machine that grades"
+
+# the environment every user's server runs: readable by all, writable by root only
+"$python" -m venv "$env_dir"
+pins="$(mktemp)"
+trap 'rm -f "$pins"' EXIT
+grep -hv '^-r ' "$src/requirements.txt" "$src/requirements-dev.txt" > "$pins"  # one set of pins: both locks
+if [ "${1:-}" = "--light" ]; then
+  "$env_dir/bin/python" -m pip install --quiet -c "$pins" jupyterhub jupyterlab notebook nbgrader
+else
+  "$env_dir/bin/python" -m pip install --quiet -r "$src/requirements.txt" -c "$pins" jupyterhub
+  "$env_dir/bin/python" -m pip install --quiet --no-deps "$src"
+fi
+"$env_dir/bin/jupyter" labextension enable --level=sys_prefix nbgrader >/dev/null
+mkdir -p "$env_dir/etc/jupyter"
+install -m 644 "$src/deploy/hub/nbgrader_config.py" "$env_dir/etc/jupyter/nbgrader_config.py"
+chmod -R a+rX "$env_dir"
+
+# the nbgrader exchange (everyone writes; nbgrader keeps students out of each other's submissions), the hub's state
+mkdir -p "$exchange" "$state"
+chmod 0777 "$exchange"
+chmod 0700 "$state"
+groupadd -f tlcourse-students
+groupadd -f tlcourse-instructors
+echo "hub environment: $env_dir · exchange: $exchange · state: $state"
+echo "add people:  useradd -m -K HOME_MODE=0700 -G tlcourse-students alice   (instructors: -G tlcourse-instructors)"
+echo "start:       $env_dir/bin/jupyterhub -f $src/deploy/hub/jupyterhub_config.py"

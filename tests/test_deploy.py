@@ -1,0 +1,84 @@
+"""The deployment files name things that exist: what the Dockerfile copies and runs, what the hub and the
+Kubernetes values configure. (The image cannot be built here: no container engine; the hub itself runs for real in
+``tests/test_hub.py``.)"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from traitlets.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
+
+
+def _dockerfile() -> list[str]:
+    text = (DEPLOY / "Dockerfile").read_text()
+    return [ln.strip() for ln in re.sub(r"\\\n\s*", " ", text).splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def test_dockerfile_copies_files_that_exist() -> None:
+    lines = _dockerfile()
+    assert lines[0].startswith("FROM quay.io/jupyter/"), "a Jupyter docker-stacks base image"
+    copies = [shlex.split(ln)[1:-1] for ln in lines if ln.startswith("COPY ")]
+    assert copies, "the Dockerfile copies the course in"
+    for sources in copies:
+        for source in sources:
+            assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
+    run = " ".join(ln for ln in lines if ln.startswith("RUN "))
+    assert "-r /opt/tlcourse/src/requirements.txt" in run, "the students' lock"
+    assert "--no-deps /opt/tlcourse/src" in run and "-e " not in run, "the package, not editable"
+    assert "labextension enable --level=sys_prefix nbgrader" in run and "bubblewrap" in run
+
+
+def test_dockerfile_tlcourse_commands_parse() -> None:
+    from tlcourse.cli import build_parser
+
+    for line in _dockerfile():
+        for command in re.findall(r"tlcourse ((?:[a-z-]+ ?)+(?:--[a-z-]+ ?)*)", line):
+            build_parser().parse_args(shlex.split(command))
+
+
+def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def load() -> Config:
+        c = Config()
+        exec((DEPLOY / "hub" / "jupyterhub_config.py").read_text(), {"get_config": lambda: c})  # noqa: S102
+        return c
+
+    c = load()
+    assert c.JupyterHub.authenticator_class == "pam" and c.PAMAuthenticator.admin_groups == {"tlcourse-instructors"}
+    assert c.Spawner.cmd == ["/opt/tlcourse/venv/bin/jupyterhub-singleuser"]
+    assert c.Spawner.environment["TLCOURSE_EXCHANGE_ROOT"] == "/srv/nbgrader/exchange"
+    monkeypatch.setenv("TLCOURSE_HUB_AUTH", "dummy")
+    monkeypatch.setenv("TLCOURSE_HUB_PASSWORD", "x")
+    monkeypatch.setenv("TLCOURSE_HUB_USERS", "a,b")
+    assert load().Authenticator.allowed_users == {"a", "b"}
+
+
+def test_hub_setup_script_is_valid_bash() -> None:
+    done = subprocess.run(["bash", "-n", str(DEPLOY / "hub" / "setup.sh")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_k8s_values() -> None:
+    values = yaml.safe_load((DEPLOY / "k8s" / "values.yaml").read_text())
+    single = values["singleuser"]
+    slugs = {p["slug"] for p in single["profileList"]}
+    assert {"cpu", "gpu", "grading"} <= slugs
+    gpu = next(p for p in single["profileList"] if p["slug"] == "gpu")
+    assert gpu["kubespawner_override"]["extra_resource_limits"]["nvidia.com/gpu"] == "1"
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in single["storage"]["extraVolumes"]}
+    mounts = {m["name"]: m["mountPath"] for m in single["storage"]["extraVolumeMounts"]}
+    assert mounts["nbgrader-exchange"] == single["extraEnv"]["TLCOURSE_EXCHANGE_ROOT"] and "nbgrader-exchange" in claims
+    assert "ReadWriteMany" in (DEPLOY / "k8s" / "values.yaml").read_text()
+    hub_json = REPO / "benchmarks" / "HUB.json"
+    if hub_json.is_file():  # the limit leaves room for the measured peak of one student
+        measured = json.loads(hub_json.read_text())
+        peak_gb = (measured["server_at_rest_mb"] + measured["kernel_peak_mb"]) / 1024
+        assert float(single["memory"]["limit"].rstrip("G")) >= peak_gb

@@ -1,0 +1,270 @@
+"""A class on JupyterHub, end to end: real JupyterHub, real Unix users, nbgrader's exchange, headless Chromium.
+
+The hub runs ``deploy/hub/jupyterhub_config.py`` (with a test password instead of PAM) on an environment built by
+``deploy/hub/setup.sh --light`` (Jupyter, nbgrader and JupyterHub, no torch: the students' servers here only fetch
+and submit). An instructor and two students are Unix users. The instructor releases the warm-up through the
+exchange; each student logs in in Chromium, fetches it from the Assignments tab, has answers put in place (through
+the server's contents API), and submits it; the instructor collects, `tlcourse grade` grades (as root: the
+sandbox's limits need it), feedback is released, and each student fetches theirs and sees the score. Students
+cannot read each other's files. Everything made — users, processes, folders — is removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_grading import WARMUP, fill, read_csv, released_nb, run_tlcourse, solved, wrong_sources
+
+from tlcourse.grading.sandbox import sandbox_problem
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("TLCOURSE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PREFIX = "tlchub"  # every user and group this test makes starts with it
+INSTRUCTOR, STUDENTS = f"{PREFIX}-instr", (f"{PREFIX}-alice", f"{PREFIX}-bob")
+PASSWORD = secrets.token_hex(12)
+ARTIFACTS = REPO / "test-artifacts" / "hub"
+
+pytestmark = pytest.mark.slow
+
+
+def _missing() -> list[str]:
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("root (the hub starts servers as other users)")
+    for tool in ("configurable-http-proxy", "useradd", "runuser", "/usr/bin/python3.11"):
+        if shutil.which(tool) is None:
+            missing.append(tool)
+    if not CHROMIUM.exists():
+        missing.append(str(CHROMIUM))
+    return missing
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _need_hub() -> None:
+    missing = _missing()
+    if missing:
+        message = "hub test needs " + ", ".join(missing)
+        if os.environ.get("TLCOURSE_REQUIRE_HUB") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _sh(*cmd: str, user: str | None = None, cwd: Path | None = None, env: dict | None = None,
+        check: bool = True) -> subprocess.CompletedProcess:
+    full = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", user, "--", *cmd] if user else list(cmd)
+    done = subprocess.run(full, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(full)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Hub:
+    url: str
+    base: Path
+    env_dir: Path
+    exchange: Path
+    course: Path  # the instructor's course folder
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_instructor(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {"PATH": f"{self.env_dir}/bin:/usr/bin:/bin", "HOME": f"/home/{INSTRUCTOR}",
+               "TLCOURSE_EXCHANGE_ROOT": str(self.exchange)}
+        return _sh(*cmd, user=INSTRUCTOR, cwd=self.course, env=env, check=check)
+
+
+def _cleanup(base: Path) -> None:
+    for name in (INSTRUCTOR, *STUDENTS):
+        _sh("pkill", "-KILL", "-u", name, check=False)
+    time.sleep(0.5)
+    for name in (INSTRUCTOR, *STUDENTS):
+        _sh("userdel", "-r", "-f", name, check=False)
+    for group in (f"{PREFIX}-students", f"{PREFIX}-instructors"):
+        _sh("groupdel", group, check=False)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[Hub]:
+    base = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    env_dir, exchange, state = base / "env", base / "exchange", base / "state"
+    process = None
+    try:
+        started = time.monotonic()
+        setup_env = dict(os.environ, TLCOURSE_HUB_ENV=str(env_dir), TLCOURSE_EXCHANGE_ROOT=str(exchange),
+                         TLCOURSE_HUB_STATE=str(state), PYTHON="/usr/bin/python3.11")
+        _sh("bash", str(REPO / "deploy" / "hub" / "setup.sh"), "--light", env=setup_env)
+        setup_seconds = time.monotonic() - started
+        for group in (f"{PREFIX}-students", f"{PREFIX}-instructors"):
+            _sh("groupadd", "-f", group)
+        _sh("useradd", "-m", "-K", "HOME_MODE=0700", "-G", f"{PREFIX}-instructors", INSTRUCTOR)
+        for student in STUDENTS:
+            _sh("useradd", "-m", "-K", "HOME_MODE=0700", "-G", f"{PREFIX}-students", student)
+        course = Path(f"/home/{INSTRUCTOR}/course")
+        course.mkdir()
+        shutil.copyfile(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
+        shutil.copytree(REPO / "solutions" / WARMUP, course / "solutions" / WARMUP)
+        (course / "course").mkdir()  # nbgrader keeps its gradebook here (nbgrader_config.py)
+        _sh("chown", "-R", f"{INSTRUCTOR}:{INSTRUCTOR}", str(course))
+        port = _free_port()
+        hub_env = dict(os.environ, TLCOURSE_HUB_ENV=str(env_dir), TLCOURSE_HUB_STATE=str(state),
+                       TLCOURSE_EXCHANGE_ROOT=str(exchange), TLCOURSE_HUB_URL=f"http://127.0.0.1:{port}",
+                       TLCOURSE_HUB_API_PORT=str(_free_port()), TLCOURSE_HUB_PROXY_API=f"http://127.0.0.1:{_free_port()}",
+                       TLCOURSE_HUB_AUTH="dummy", TLCOURSE_HUB_PASSWORD=PASSWORD,
+                       TLCOURSE_HUB_USERS=",".join([INSTRUCTOR, *STUDENTS]), TLCOURSE_HUB_ADMINS=INSTRUCTOR,
+                       TLCOURSE_HUB_SPAWNER_ARGS="--LabApp.expose_app_in_browser=True",
+                       PATH=f"{env_dir}/bin:{os.environ['PATH']}")
+        log = open(base / "hub.log", "w")  # noqa: SIM115 - closed at the end
+        started = time.monotonic()
+        process = subprocess.Popen([str(env_dir / "bin" / "jupyterhub"), "-f",
+                                    str(REPO / "deploy" / "hub" / "jupyterhub_config.py")], cwd=state, env=hub_env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/hub/api/", timeout=5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() - started > 120:
+                    log.flush()
+                    pytest.fail("JupyterHub did not start:\n" + (base / "hub.log").read_text()[-4000:])
+                time.sleep(0.5)
+        hub = Hub(url, base, env_dir, exchange, course,
+                  {"setup (light environment)": setup_seconds, "hub start": time.monotonic() - started})
+        yield hub
+    finally:
+        if process is not None:
+            os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+        _cleanup(base)
+
+
+def _login(page, hub: Hub, user: str) -> None:
+    page.goto(f"{hub.url}/hub/login", wait_until="domcontentloaded", timeout=60_000)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url(f"**/user/{user}/lab**", timeout=180_000)
+    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=120_000)
+
+
+def _open_assignments(page) -> None:
+    page.wait_for_function("() => window.jupyterapp.commands.hasCommand('nbgrader:open-assignment-list')",
+                           timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('nbgrader:open-assignment-list')")
+    page.get_by_text(WARMUP).first.wait_for(timeout=60_000)
+
+
+def _put_notebook(page, user: str, path: str, nb: nbformat.NotebookNode) -> None:
+    """Save a notebook through the user's own server (the contents API), as the lab would."""
+    status = page.evaluate("""async ([user, path, content]) => {
+        const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || '';
+        const r = await fetch(`/user/${user}/api/contents/${path}`, {method: 'PUT',
+            headers: {'Content-Type': 'application/json', 'X-XSRFToken': decodeURIComponent(xsrf)},
+            body: JSON.stringify({type: 'notebook', format: 'json', content: content})});
+        return r.status; }""", [user, path, json.loads(nbformat.writes(nb))])
+    assert status in (200, 201), f"saving {path} for {user}: HTTP {status}"
+
+
+def _student_round(hub: Hub, browser, user: str, answers: nbformat.NotebookNode) -> None:
+    page = browser.new_page()
+    _login(page, hub, user)
+    _open_assignments(page)
+    page.get_by_role("button", name="Fetch").first.click()
+    page.get_by_role("button", name="Submit").first.wait_for(timeout=60_000)
+    _put_notebook(page, user, f"{WARMUP}/{WARMUP}.ipynb", answers)
+    page.get_by_role("button", name="Submit").first.click()
+    page.get_by_text("submitted", exact=False).first.wait_for(timeout=60_000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{user}-submitted.png"))
+    page.close()
+
+
+def _fetch_feedback(hub: Hub, browser, user: str) -> str:
+    page = browser.new_page()
+    _login(page, hub, user)
+    _open_assignments(page)
+    page.get_by_role("button", name="Fetch Feedback").first.click()
+    home = Path(pwd.getpwnam(user).pw_dir)
+    deadline = time.monotonic() + 60
+    while not list(home.glob(f"{WARMUP}/feedback/*/{WARMUP}.html")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    (html,) = home.glob(f"{WARMUP}/feedback/*/{WARMUP}.html")
+    page.goto(f"{hub.url}/user/{user}/files/{html.relative_to(home).as_posix()}", wait_until="load")
+    text = page.inner_text("body")
+    page.screenshot(path=str(ARTIFACTS / f"{user}-feedback.png"))
+    page.close()
+    return text
+
+
+def test_a_class_on_jupyterhub(hub: Hub, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    # the instructor releases the lesson through the exchange
+    hub.as_instructor(f"{hub.env_dir}/bin/nbgrader", "generate_assignment", WARMUP, "--force")
+    hub.as_instructor(f"{hub.env_dir}/bin/nbgrader", "release_assignment", WARMUP, "--force")
+    answers = {STUDENTS[0]: solved(WARMUP), STUDENTS[1]: fill(released_nb(WARMUP), wrong_sources(WARMUP))}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                        headless=True, args=CHROMIUM_ARGS,
+                                                        viewport={"width": 1400, "height": 900})
+        try:
+            started = time.monotonic()
+            for student in STUDENTS:
+                _student_round(hub, browser, student, answers[student])
+                browser.clear_cookies()
+            submitted = time.monotonic()
+            # the instructor collects; grading runs as root (the sandbox's limits need it); feedback goes out
+            hub.as_instructor(f"{hub.env_dir}/bin/nbgrader", "collect", WARMUP)
+            out = tmp_path / "grades.csv"
+            graded = run_tlcourse("grade", str(hub.course / "course" / "submitted"), "--assignment", WARMUP,
+                                  "--out", str(out), "--root", str(hub.course),
+                                  *(["--no-sandbox"] if sandbox_problem() else []), timeout=900)
+            assert graded.returncode == 0, graded.stdout + graded.stderr
+            _sh("chown", "-R", f"{INSTRUCTOR}:{INSTRUCTOR}", str(hub.course))
+            hub.as_instructor(f"{hub.env_dir}/bin/nbgrader", "release_feedback", WARMUP)
+            pages = {}
+            for student in STUDENTS:
+                browser.clear_cookies()
+                pages[student] = _fetch_feedback(hub, browser, student)
+            hub.timings["submit to feedback, 2 students"] = time.monotonic() - submitted
+            hub.timings["students' rounds (login, fetch, submit)"] = submitted - started
+        finally:
+            browser.close()
+    _, rows = read_csv(out)
+    assert (rows[STUDENTS[0]]["auto_score"], rows[STUDENTS[1]]["auto_score"]) == ("6", "2"), rows
+    assert "6.0" in pages[STUDENTS[0]] and "2.0" in pages[STUDENTS[1]], "each student sees their own score"
+    assert "count, do not hard-code" not in pages[STUDENTS[1]], "hidden tests stay hidden in feedback"
+    # one student cannot read the other's work: not their home, not their submission in the exchange
+    bob_home = Path(pwd.getpwnam(STUDENTS[1]).pw_dir)
+    assert _sh("cat", str(bob_home / WARMUP / f"{WARMUP}.ipynb"), user=STUDENTS[0], check=False).returncode != 0
+    assert _sh("ls", str(hub.exchange / "tlcourse" / "inbound"), user=STUDENTS[0], check=False).returncode != 0
+    (REPO / "test-artifacts").mkdir(exist_ok=True)
+    (REPO / "test-artifacts" / "hub-timings.json").write_text(json.dumps(hub.timings, indent=1))
+    print("hub timings:", {k: round(v, 1) for k, v in hub.timings.items()})
