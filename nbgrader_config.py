@@ -1,4 +1,4 @@
-"""nbgrader configuration of the tlcourse course (DESIGN §5; INSTRUCTORS.md explains the life cycle).
+"""nbgrader configuration of the tlcourse course (ARCHITECTURE.md §5; INSTRUCTORS.md explains the life cycle).
 
 nbgrader reads this file from the folder it runs in (the repository root); ``tlcourse release / grade / check /
 feedback`` load it from the course root. Paths are absolute, so nbgrader works from any current folder once it has

@@ -10,7 +10,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Jupyter, IPython and matplotlib write under ~ unless these point elsewhere (DESIGN §8)
+# Jupyter, IPython and matplotlib write under ~ unless these point elsewhere
 _ISOLATED_DIRS = ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR")
 
 

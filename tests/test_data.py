@@ -91,7 +91,7 @@ def test_unknown_names_and_splits_are_rejected(home: Path) -> None:
 
 def test_data_home_default_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("TLCOURSE_DATA_HOME", raising=False)
-    assert D.data_home() == Path(D.__file__).resolve().parents[1] / "datasets"
+    assert D.data_home() == Path(__file__).resolve().parents[1] / "datasets"  # datasets/ in the checkout
     monkeypatch.setenv("TLCOURSE_DATA_HOME", str(tmp_path / "new"))
     assert D.data_home() == tmp_path / "new" and (tmp_path / "new").is_dir()
     monkeypatch.delenv("TLCOURSE_DATA_MIRROR", raising=False)
@@ -400,6 +400,38 @@ def test_bad_checksum_raises_and_leaves_nothing(home: Path, server: tuple[str, P
     message = str(info.value)
     assert "c.txt" in message and "0" * 64 in message and _sha(FILES["c.txt"]) in message
     assert list(home.iterdir()) == []  # no .part, no temp folder, no destination
+
+
+@pytest.mark.parametrize("scheme", ["http", "file"])
+def test_pooch_checksum_mismatch_raises_and_leaves_nothing(
+    home: Path, server: tuple[str, Path], scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pooch
+
+    hashes: list[str | None] = []
+    real_retrieve = pooch.retrieve
+
+    def spy(url: str, known_hash: str | None, **kwargs: object) -> object:
+        hashes.append(known_hash)
+        return real_retrieve(url, known_hash, **kwargs)
+
+    monkeypatch.setattr(pooch, "retrieve", spy)
+    base, root = server
+    _publish(root)
+    url = f"{base}/blob.bin" if scheme == "http" else (root / "blob.bin").as_uri()
+    spec = D.DatasetSpec(
+        name="toyblob", title="Toy blob", folder="toyblob",
+        downloads=(D.Download((url,), "file", target="toyblob/blob.bin"),),
+        licence="test", citation="test", homepage=base, description="test", classes=("a", "b"),
+        files={"blob.bin": "0" * 64},  # pooch.retrieve gets known_hash="sha256:000…" and must refuse the bytes
+    )
+    with pytest.raises(D.ChecksumError) as info:
+        D.fetch(spec, progress=False)
+    message = str(info.value)
+    assert "0" * 64 in message and _sha(FILES["blob.bin"]) in message and "removed" in message
+    assert hashes == ["sha256:" + "0" * 64]  # pooch checked the bytes (and refused them) before any unpacking
+    assert list(home.iterdir()) == []  # the download was deleted: no temp file, no folder, no destination
+    assert not D.verify(spec).ok
 
 
 def test_corrupt_archive_raises_checksum_error(home: Path, server: tuple[str, Path]) -> None:

@@ -292,7 +292,7 @@ def test_release_writes_lessons_without_churn(tmp_path: Path) -> None:
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_hidden_tests_absent_from_lessons(assignment: str) -> None:
     secrets = hidden_secrets(assignment)
-    assert secrets, f"{assignment} has no hidden tests (DESIGN §5: every exercise has some)"
+    assert secrets, f"{assignment} has no hidden tests (every exercise has some)"
     source_text = notebook_text(REPO / "solutions" / assignment / f"{assignment}.ipynb")
     lesson_text = "\n".join(notebook_text(p) for p in (REPO / "lessons" / assignment).rglob("*") if p.is_file())
     for secret in secrets:

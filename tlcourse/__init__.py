@@ -1,8 +1,9 @@
 """tlcourse — the support package of an offline-first Jupyter course on transfer learning.
 
-Submodules (one job each, DESIGN §2): ``config``, ``device``, ``models``, ``freeze``, ``data``, ``features``,
-``train``, ``adapt``, ``viz``, ``record``, ``grading``, ``cli``. Everything is imported lazily, so
-``import tlcourse`` is instant and ``tlcourse.models`` works without an explicit import.
+Submodules (one job each; the map is ``ARCHITECTURE.md``): ``config``, ``device``, ``models``, ``freeze``,
+``data``, ``features``, ``train``, ``history``, ``adapt``, ``viz``, ``text``, ``record``, ``grading``, ``cli``.
+Everything is imported lazily, so ``import tlcourse`` is instant and ``tlcourse.models`` works without an
+explicit import.
 
 Example:
     >>> import tlcourse
@@ -34,7 +35,8 @@ _SHORTCUTS = {
     "seed_everything": "tlcourse.device",
 }
 _SUBMODULES = {
-    "config", "device", "models", "freeze", "data", "features", "train", "adapt", "viz", "grading", "cli",
+    "config", "device", "models", "freeze", "data", "features", "train", "history", "adapt", "viz", "text",
+    "grading", "cli",
 }
 
 

@@ -35,6 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tlcourse.device import autocast, get_device, seed_everything
+from tlcourse.history import History
 
 __all__ = [
     "GradReverse",
@@ -326,18 +327,19 @@ def _forever(loader: Iterable[Any]) -> Iterator[Any]:
 class AdaptResult:
     """What an adaptation run returns: the trained model, the per-epoch history and the method name.
 
-    ``model`` is ``nn.Sequential(feature_extractor, classifier)``; ``history`` holds one dict per epoch with
-    ``epoch``, ``cls_loss``, ``domain_loss`` (DANN) or ``align_loss`` (CORAL/MMD), ``lambda`` and ``seconds``.
+    ``model`` is ``nn.Sequential(feature_extractor, classifier)``; ``history`` is a
+    :class:`~tlcourse.history.History` with one record per epoch: ``epoch``, ``cls_loss``, ``domain_loss``
+    (DANN) or ``align_loss`` (CORAL/MMD), ``lambda`` and ``seconds`` (``history.to_frame()`` for a table).
 
     Example:
         >>> m = nn.Sequential(nn.Identity(), nn.Linear(2, 2))
-        >>> r = AdaptResult(model=m, history=[], method="source_only")
+        >>> r = AdaptResult(model=m, method="source_only")
         >>> r.predict([torch.zeros(3, 2)]).shape
         (3,)
     """
 
     model: nn.Sequential
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: History = field(default_factory=History)
     method: str = ""
 
     @torch.no_grad()
@@ -384,6 +386,88 @@ def _feature_dim(feature_extractor: nn.Module, x: torch.Tensor) -> int:
     return int(d)
 
 
+@dataclass
+class _AdaptRun:
+    """One adaptation run's moving parts, set up once by :func:`_setup_run`."""
+
+    feature_extractor: nn.Module
+    classifier: nn.Module
+    model: nn.Sequential
+    extra_modules: Sequence[nn.Module]
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    source: Iterator[Any]
+    target: Iterator[Any] | None
+    adapt_term: Callable[[torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, dict[str, float]]] | None
+    target_grad: bool
+
+
+def _setup_run(feature_extractor: nn.Module, classifier: nn.Module, source_loader: Iterable[Any],
+               target_loader: Iterable[Any] | None, lr: float, weight_decay: float,
+               device: torch.device | str | None, adapt_term: Any, extra_modules: Sequence[nn.Module],
+               target_grad: bool) -> _AdaptRun:
+    dev = torch.device(device) if device is not None else get_device()
+    model = nn.Sequential(feature_extractor, classifier).to(dev)
+    for m in extra_modules:
+        m.to(dev)
+    params = [p for m in (model, *extra_modules) for p in m.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and not torch.cuda.is_bf16_supported())
+    target = _forever(target_loader) if target_loader is not None and adapt_term is not None else None
+    return _AdaptRun(feature_extractor, classifier, model, extra_modules, optimizer, scaler, dev,
+                     _forever(source_loader), target, adapt_term, target_grad)
+
+
+def _target_features(run: _AdaptRun) -> torch.Tensor:
+    """The next target batch's features: with gradient, or (source-only baseline) in eval mode without it."""
+    xt = _inputs(next(run.target)).to(run.device)
+    if run.target_grad:
+        return run.feature_extractor(xt)
+    run.feature_extractor.eval()
+    with torch.no_grad():
+        ft = run.feature_extractor(xt)
+    run.feature_extractor.train()
+    return ft
+
+
+def _adapt_step(run: _AdaptRun, weight: float) -> dict[str, float]:
+    """One step: cross-entropy on a source batch + the adaptation term on (source, target) features."""
+    from tlcourse.train import apply_gradients
+
+    xs, ys = _source_batch(next(run.source))
+    xs, ys = xs.to(run.device), ys.to(run.device).long()
+    with autocast(run.device):
+        fs = run.feature_extractor(xs)
+        cls = F.cross_entropy(run.classifier(fs).float(), ys)
+        loss, logs = cls, {"cls_loss": float(cls.detach())}
+        if run.target is not None:
+            term, extra = run.adapt_term(fs.flatten(1), _target_features(run).flatten(1), weight)
+            loss = loss + term
+            logs.update(extra)
+    run.optimizer.zero_grad(set_to_none=True)
+    apply_gradients(loss, run.optimizer, run.scaler)
+    return logs
+
+
+def _adapt_epoch(run: _AdaptRun, steps: range, weight_at: Callable[[int], float], bar: Any,
+                 weight_label: str) -> dict[str, float]:
+    """``steps`` adaptation steps (global step numbers); the epoch's mean of every logged loss, and λ."""
+    for module in (run.model, *run.extra_modules):
+        module.train()
+    sums: dict[str, float] = {}
+    weight = 0.0
+    for count, step in enumerate(steps, start=1):
+        weight = weight_at(step)
+        for key, value in _adapt_step(run, weight).items():
+            sums[key] = sums.get(key, 0.0) + value
+        bar.update(1)
+        if (step + 1) % 5 == 0 or step + 1 == bar.total:
+            bar.set_postfix({**{k: f"{v / count:.3f}" for k, v in sums.items()}, weight_label: f"{weight:.2f}"},
+                            refresh=False)
+    return {**{k: v / len(steps) for k, v in sums.items()}, "lambda": weight}
+
+
 def _run(
     method: str,
     feature_extractor: nn.Module,
@@ -403,7 +487,7 @@ def _run(
     weight_label: str = "λ",
     target_grad: bool = True,
 ) -> AdaptResult:
-    """The one loop behind fit_dann / fit_aligned / fit_source_only.
+    """The one loop behind fit_dann / fit_aligned / fit_source_only: epochs of :func:`_adapt_step`.
 
     Each step: a source batch (x, y) and a target batch x; loss = CE(source) + adapt_term(f_s, f_t, weight).
     With ``target_grad=False`` (the source-only baseline) the target features are computed in eval mode without
@@ -413,82 +497,24 @@ def _run(
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if lr <= 0:
         raise ValueError(f"lr must be positive, got {lr}")
-    dev = torch.device(device) if device is not None else get_device()
-    model = nn.Sequential(feature_extractor, classifier).to(dev)
-    for m in extra_modules:
-        m.to(dev)
-    params = [p for m in (model, *extra_modules) for p in m.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    use_scaler = dev.type == "cuda" and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-
-    n_source = len(source_loader)  # type: ignore[arg-type]
-    n_target = len(target_loader) if target_loader is not None else 0  # type: ignore[arg-type]
-    steps_per_epoch = max(n_source, n_target)
-    if steps_per_epoch == 0:
+    steps = max(len(source_loader), len(target_loader) if target_loader is not None else 0)  # type: ignore[arg-type]
+    if steps == 0:
         raise ValueError("the source loader is empty")
-    total = epochs * steps_per_epoch
-    src_iter = _forever(source_loader)
-    tgt_iter = _forever(target_loader) if target_loader is not None else None
-
-    history: list[dict[str, float]] = []
-    step = 0
-    bar = tqdm(total=total, desc=method, disable=not progress, leave=False)
-    try:
+    run = _setup_run(feature_extractor, classifier, source_loader, target_loader, lr, weight_decay, device,
+                     adapt_term, extra_modules, target_grad)
+    total = epochs * steps
+    history = History(meta={"method": method, "epochs": epochs, "steps_per_epoch": steps, "lr": lr,
+                            "weight_decay": weight_decay, "device": str(run.device)})
+    with tqdm(total=total, desc=method, disable=not progress, leave=False) as bar:
         for epoch in range(1, epochs + 1):
-            model.train()
-            for m in extra_modules:
-                m.train()
             t0 = time.perf_counter()
-            sums: dict[str, float] = {}
-            count = 0
-            weight = 0.0
-            for _ in range(steps_per_epoch):
-                weight = weight_at(step / max(total - 1, 1))
-                xs, ys = _source_batch(next(src_iter))
-                xs, ys = xs.to(dev), ys.to(dev).long()
-                with autocast(dev):
-                    fs = feature_extractor(xs)
-                    logits = classifier(fs)
-                    cls = F.cross_entropy(logits.float(), ys)
-                    loss = cls
-                    logs: dict[str, float] = {"cls_loss": float(cls.detach())}
-                    if tgt_iter is not None and adapt_term is not None:
-                        xt = _inputs(next(tgt_iter)).to(dev)
-                        if target_grad:
-                            ft = feature_extractor(xt)
-                        else:
-                            feature_extractor.eval()
-                            with torch.no_grad():
-                                ft = feature_extractor(xt)
-                            feature_extractor.train()
-                        term, extra = adapt_term(fs.flatten(1), ft.flatten(1), weight)
-                        loss = loss + term
-                        logs.update(extra)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                step += 1
-                bar.update(1)
-                if step % 5 == 0 or step == total:
-                    post = {k: f"{v / count:.3f}" for k, v in sums.items()}
-                    post[weight_label] = f"{weight:.2f}"
-                    bar.set_postfix(post, refresh=False)
-            row: dict[str, float] = {"epoch": epoch}
-            row.update({k: v / count for k, v in sums.items()})
-            if tgt_iter is not None and adapt_term is not None:
+            row = _adapt_epoch(run, range((epoch - 1) * steps, epoch * steps),
+                               lambda step: weight_at(step / max(total - 1, 1)), bar, weight_label)
+            if run.target is not None:
                 row.setdefault(loss_key, float("nan"))
-            row["lambda"] = weight
-            row["seconds"] = time.perf_counter() - t0
-            history.append(row)
-    finally:
-        bar.close()
-    model.eval()
-    return AdaptResult(model=model, history=history, method=method)
+            history.records.append({"epoch": epoch, **row, "seconds": time.perf_counter() - t0})
+    run.model.eval()
+    return AdaptResult(model=run.model, history=history, method=method)
 
 
 def fit_dann(

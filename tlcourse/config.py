@@ -1,4 +1,4 @@
-"""Run profiles: one notebook, three machines (DESIGN §4).
+"""Run profiles: one notebook, three machines (ARCHITECTURE.md §4).
 
 A *profile* holds every size a lesson reads: image size, subset sizes, epochs, batch size, text lengths.
 ``profile()`` picks it:

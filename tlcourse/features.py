@@ -1,4 +1,4 @@
-"""Frozen-backbone features, cached on disk; linear and layer-wise probes (DESIGN §2, lesson 02).
+"""Frozen-backbone features, cached on disk; linear and layer-wise probes (ARCHITECTURE.md §2, lesson 02).
 
 ``extract_features(model, data)`` runs a frozen model once over a dataset and returns ``(features, labels)`` as
 NumPy arrays. ``layer=None`` gives the model's *penultimate* representation — what its classifier head sees —
@@ -57,6 +57,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from tlcourse._plumbing import as_loader, first_tensor, to_device
 from tlcourse.config import profile, profile_name
 from tlcourse.device import autocast, get_device
 
@@ -342,14 +343,6 @@ def _cache_save(path: Path, features: np.ndarray, labels: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------------------- running the model
-def _to_device(x: Any, device: torch.device) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.to(device, non_blocking=True)
-    if isinstance(x, Mapping):
-        return {k: _to_device(v, device) for k, v in x.items()}
-    return x
-
-
 def _split_batch(batch: Any) -> tuple[Any, Any]:
     """(inputs, labels) from an ``(x, y)`` tuple or a Hugging Face dict with ``labels``."""
     if isinstance(batch, Mapping) and "labels" in batch:
@@ -364,18 +357,6 @@ def _split_batch(batch: Any) -> tuple[Any, Any]:
 
 def _call(model: nn.Module, x: Any) -> Any:
     return model(**x) if isinstance(x, Mapping) else model(x)
-
-
-def _first_tensor(out: Any) -> torch.Tensor:
-    """The tensor inside a module's output (tensor, HF output with last_hidden_state, or tuple)."""
-    if isinstance(out, torch.Tensor):
-        return out
-    hidden = getattr(out, "last_hidden_state", None)
-    if isinstance(hidden, torch.Tensor):
-        return hidden
-    if isinstance(out, tuple | list) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    raise TypeError(f"cannot find a tensor in a layer output of type {type(out).__name__}")
 
 
 def _pool_avg(t: torch.Tensor) -> torch.Tensor:
@@ -402,7 +383,7 @@ POOLS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 def _pooled(out: Any, pool: str) -> torch.Tensor:
-    t = _first_tensor(out)
+    t = first_tensor(out)
     if t.dim() == 2:
         return t
     if t.dim() not in (3, 4):
@@ -453,7 +434,7 @@ def _run_hooked_input(find: Callable[[nn.Module], nn.Module | None]) -> Callable
 
         def hook(_m: nn.Module, inputs: tuple[Any, ...]) -> None:
             if not seen:  # the head itself still runs (it is cheap), so hooks on it fire too
-                seen.append(_first_tensor(inputs))
+                seen.append(first_tensor(inputs))
 
         handle = module.register_forward_pre_hook(hook)
         try:
@@ -468,7 +449,7 @@ def _run_hooked_input(find: Callable[[nn.Module], nn.Module | None]) -> Callable
 
 
 def _run_hf_encoder(model: nn.Module, x: Any) -> torch.Tensor:
-    hidden = _first_tensor(_call(model, x))
+    hidden = first_tensor(_call(model, x))
     mask = x.get("attention_mask") if isinstance(x, Mapping) else None
     if mask is None:
         return hidden.mean(dim=1)
@@ -531,16 +512,6 @@ def _check_layers(model: nn.Module, layers: Sequence[str | None]) -> list[str]:
     return out
 
 
-def _as_loader(data: Data, batch_size: int | None, device: torch.device) -> DataLoader:
-    if isinstance(data, DataLoader):
-        return data
-    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
-        raise TypeError(f"expected a Dataset (with __getitem__ and __len__) or a DataLoader, got {type(data)}")
-    from tlcourse.data import make_loader
-
-    return make_loader(data, batch_size=batch_size, device=device)
-
-
 def _image_batch(x: Any, device: torch.device) -> bool:
     return isinstance(x, torch.Tensor) and x.dim() == 4 and device.type in ("cpu", "cuda")
 
@@ -586,7 +557,7 @@ def _run_pass(
         with torch.inference_mode(), autocast(device, enabled=amp):
             for batch in bar:
                 x, y = _split_batch(batch)
-                x = _to_device(x, device)
+                x = to_device(x, device)
                 if _image_batch(x, device):  # NHWC convolutions: ~35 % less CPU time for EfficientNet-Lite0
                     if not restore_format and not _is_channels_last(model):
                         model.to(memory_format=torch.channels_last)
@@ -646,7 +617,7 @@ def extract_layers(
     names = _check_layers(model, layers)
     dev = torch.device(device) if device is not None else get_device()
     amp = bool(profile().amp and dev.type == "cuda")
-    loader = _as_loader(data, batch_size, dev)
+    loader = as_loader(data, batch_size, dev)
 
     paths: dict[str, Path] = {}
     if cache:

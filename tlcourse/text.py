@@ -682,7 +682,7 @@ def text_error_pager(
     """
     import ipywidgets as widgets
 
-    from tlcourse.viz import _mistake_pager
+    from tlcourse.viz import mistake_pager
 
     t = np.asarray(y_true).reshape(-1)
     p = np.asarray(y_pred).reshape(-1)
@@ -718,4 +718,4 @@ def text_error_pager(
         shown = items[idx] if len(items[idx]) <= max_chars else items[idx][:max_chars] + " …"
         body.value = f"<blockquote style='max-width:60em'>{html.escape(shown)}</blockquote>"
 
-    return _mistake_pager(wrong, caption_for, draw, body, f"No misclassified texts among {len(items)}.", "mistake")
+    return mistake_pager(wrong, caption_for, draw, body, f"No misclassified texts among {len(items)}.", "mistake")

@@ -1,4 +1,4 @@
-"""One training loop for vision and text (DESIGN §2, ``train``).
+"""One training loop for vision and text (``ARCHITECTURE.md``: the toolkit).
 
 ``fit`` trains any classifier whose forward returns logits — a tensor (torchvision / timm models) or an object
 with ``.logits`` (Hugging Face ``...ForSequenceClassification``) — on batches that are ``(x, y)`` tuples or
@@ -20,13 +20,11 @@ Named variants (optimizers, schedulers, metrics, batch layouts) live in registri
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -36,8 +34,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm, trange
 
+from tlcourse._plumbing import BATCH_ADAPTERS, Batch, as_loader, choose, logits_of, read_batch
 from tlcourse.config import profile
 from tlcourse.device import autocast, get_device, seed_everything
+from tlcourse.history import EarlyStopping, History, _is_number, _jsonable
 
 __all__ = [
     "History",
@@ -60,317 +60,6 @@ Data = DataLoader | Dataset
 Callback = Callable[["History"], Any]
 
 
-# --------------------------------------------------------------------------------------------------- History
-@dataclass
-class History:
-    """What a training run did: one record per epoch, the best epoch, and the exact hyper-parameters.
-
-    Each record holds ``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>`` per metric, ``lr`` (first
-    parameter group, at the end of the epoch) and ``seconds``; runs made of phases (``fine_tune``) add ``phase``.
-
-    Example:
-        >>> h = History(records=[{"epoch": 1, "train_loss": 0.7}, {"epoch": 2, "train_loss": 0.5}], best_epoch=2)
-        >>> len(h), h.best("train_loss")
-        (2, 0.5)
-        >>> History.from_json(h.to_json()) == h
-        True
-    """
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int | None = None
-    stopped_early: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __repr__(self) -> str:
-        n = len(self.records)
-        head = f"History({n} epoch{'s' if n != 1 else ''}"
-        if self.best_epoch is not None:
-            head += f", best epoch {self.best_epoch}"
-        if self.stopped_early:
-            head += ", stopped early"
-        head += ")"
-        if not self.records:
-            return head
-        rows = []
-        for rec in self.records:
-            cells = []
-            for key, value in rec.items():
-                if isinstance(value, float):
-                    cells.append(f"{key}={value:.4g}")
-                elif isinstance(value, int | str):
-                    cells.append(f"{key}={value}")
-            rows.append("  " + "  ".join(cells))
-        return head + "\n" + "\n".join(rows)
-
-    def to_frame(self) -> Any:
-        """The records as a pandas DataFrame, one row per epoch.
-
-        Example:
-            >>> History(records=[{"epoch": 1, "train_loss": 0.7}]).to_frame().columns.tolist()
-            ['epoch', 'train_loss']
-        """
-        import pandas as pd
-
-        return pd.DataFrame.from_records(self.records)
-
-    def to_json(self) -> str:
-        """Serialise to a JSON string (``from_json`` gives back an equal History).
-
-        Example:
-            >>> History(best_epoch=1).to_json().startswith("{")
-            True
-        """
-        return json.dumps(asdict(self), indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> History:
-        """Rebuild a History from ``to_json`` output.
-
-        Example:
-            >>> History.from_json('{"records": [], "best_epoch": null, "stopped_early": false, "meta": {}}')
-            History(0 epochs)
-        """
-        data = json.loads(text)
-        missing = {"records", "best_epoch", "stopped_early", "meta"} - set(data)
-        if missing:
-            raise ValueError(f"not a History JSON: missing keys {sorted(missing)}")
-        return cls(
-            records=list(data["records"]),
-            best_epoch=data["best_epoch"],
-            stopped_early=bool(data["stopped_early"]),
-            meta=dict(data["meta"]),
-        )
-
-    def save(self, path: str | Path) -> Path:
-        """Write the History as JSON to ``path`` (parent folders are created); returns the path.
-
-        Example:
-            >>> import tempfile, os
-            >>> p = History(best_epoch=1).save(os.path.join(tempfile.mkdtemp(), "h.json"))
-            >>> History.load(p).best_epoch
-            1
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json(), encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> History:
-        """Read a History written by ``save``.
-
-        Example:
-            >>> import tempfile, os
-            >>> History.load(History().save(os.path.join(tempfile.mkdtemp(), "h.json")))
-            History(0 epochs)
-        """
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
-
-    def best(self, metric: str = "val_loss", mode: str | None = None) -> float:
-        """Best value of a recorded metric (lowest for losses, highest otherwise unless ``mode`` says).
-
-        Example:
-            >>> History(records=[{"val_accuracy": 0.6}, {"val_accuracy": 0.8}]).best("val_accuracy")
-            0.8
-        """
-        values = [r[metric] for r in self.records if metric in r and _is_number(r[metric])]
-        if not values:
-            cols = sorted({k for r in self.records for k in r})
-            raise ValueError(f"metric {metric!r} is not in this History; recorded columns: {cols}")
-        mode = mode or _infer_mode(metric)
-        finite = [v for v in values if not math.isnan(v)] or values
-        return float(min(finite) if mode == "min" else max(finite))
-
-    def plot(self, **kwargs: Any) -> Any:
-        """Plot the learning curves with ``tlcourse.viz.plot_history``.
-
-        Example:
-            >>> History(records=[{"epoch": 1, "train_loss": 0.7}]).plot()  # doctest: +SKIP
-        """
-        from tlcourse.viz import plot_history
-
-        return plot_history(self, **kwargs)
-
-    @classmethod
-    def concat(cls, parts: Sequence[tuple[str, History]], meta: dict[str, Any] | None = None) -> History:
-        """Join phase histories into one: epochs renumbered, a ``phase`` key in each record.
-
-        ``best_epoch`` comes from the last phase (the weights the model ends with); ``stopped_early`` is true
-        when any phase stopped early.
-
-        Example:
-            >>> a = History(records=[{"epoch": 1, "train_loss": 0.9}], best_epoch=1)
-            >>> b = History(records=[{"epoch": 1, "train_loss": 0.5}], best_epoch=1)
-            >>> h = History.concat([("frozen", a), ("unfrozen", b)])
-            >>> [r["epoch"] for r in h.records], [r["phase"] for r in h.records], h.best_epoch
-            ([1, 2], ['frozen', 'unfrozen'], 2)
-        """
-        records: list[dict[str, Any]] = []
-        best_epoch = None
-        for phase, part in parts:
-            offset = len(records)
-            for rec in part.records:
-                new = dict(rec)
-                new["epoch"] = offset + int(rec.get("epoch", len(records) - offset + 1))
-                new["phase"] = phase
-                records.append(new)
-            if part.best_epoch is not None:
-                best_epoch = offset + part.best_epoch
-        full_meta = dict(meta or {})
-        full_meta["phases"] = [{"phase": phase, **part.meta} for phase, part in parts]
-        return cls(
-            records=records,
-            best_epoch=best_epoch,
-            stopped_early=any(part.stopped_early for _, part in parts),
-            meta=_jsonable(full_meta),
-        )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _infer_mode(metric: str) -> str:
-    """'min' for losses and errors, 'max' for scores."""
-    name = metric.lower()
-    return "min" if ("loss" in name or name.endswith("error")) else "max"
-
-
-def _jsonable(obj: Any) -> Any:
-    """Normalise to what JSON gives back (lists for tuples, str for odd objects) so round trips are exact."""
-    return json.loads(json.dumps(obj, default=str))
-
-
-# --------------------------------------------------------------------------------------------- early stopping
-@dataclass
-class EarlyStopping:
-    """Stop when ``metric`` has not improved for ``patience`` epochs; optionally restore the best weights.
-
-    ``mode`` is inferred from the name (``*loss*`` → ``"min"``, else ``"max"``). A bare metric name such as
-    ``"accuracy"`` means its validation value, ``"val_accuracy"``.
-
-    Example:
-        >>> EarlyStopping("val_accuracy", patience=2).mode
-        'max'
-        >>> EarlyStopping("accuracy").metric
-        'val_accuracy'
-    """
-
-    metric: str = "val_loss"
-    patience: int = 3
-    mode: str | None = None
-    restore_best: bool = True
-    min_delta: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.metric.startswith(("val_", "train_")):
-            self.metric = f"val_{self.metric}"
-        if self.mode is None:
-            self.mode = _infer_mode(self.metric)
-        if self.mode not in ("min", "max"):
-            raise ValueError(f"EarlyStopping mode must be 'min' or 'max', got {self.mode!r}")
-        if self.patience < 1:
-            raise ValueError(f"EarlyStopping patience must be >= 1, got {self.patience}")
-
-    def improved(self, value: float, best: float | None) -> bool:
-        """Whether ``value`` beats ``best`` by more than ``min_delta``.
-
-        Example:
-            >>> EarlyStopping("val_loss").improved(0.4, 0.5)
-            True
-        """
-        if value is None or math.isnan(value):
-            return False
-        if best is None:
-            return True
-        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
-
-
-# ------------------------------------------------------------------------------------------- batch adapters
-class Batch(NamedTuple):
-    """One batch on the device: model ``inputs``, ``targets`` (None when unlabelled) and ``forward(model)``.
-
-    Example:
-        >>> b = BATCH_ADAPTERS[tuple]((torch.zeros(2, 3), torch.tensor([0, 1])), torch.device("cpu"))
-        >>> b.forward(nn.Linear(3, 2)).shape
-        torch.Size([2, 2])
-    """
-
-    inputs: Any
-    targets: torch.Tensor | None
-    forward: Callable[[nn.Module], Any]
-
-
-def _to_device(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, Mapping):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
-
-
-def _adapt_sequence(batch: Sequence[Any], device: torch.device) -> Batch:
-    """Vision layout: ``(x, y)`` (extra items such as a domain label are ignored) or ``(x,)``."""
-    if len(batch) == 0:
-        raise ValueError("empty batch: expected (inputs, targets)")
-    x = _to_device(batch[0], device)
-    y = _to_device(batch[1], device) if len(batch) > 1 else None
-    return Batch(x, y, lambda model: model(x))
-
-
-def _adapt_mapping(batch: Mapping[str, Any], device: torch.device) -> Batch:
-    """Hugging Face layout: a dict of model inputs plus ``labels`` (or ``label``)."""
-    label_key = next((k for k in ("labels", "label") if k in batch), None)
-    inputs = {k: _to_device(v, device) for k, v in batch.items() if k != label_key}
-    y = _to_device(batch[label_key], device) if label_key else None
-    return Batch(inputs, y, lambda model: model(**inputs))
-
-
-def _adapt_tensor(batch: torch.Tensor, device: torch.device) -> Batch:
-    """Unlabelled layout: a bare input tensor (for ``predict``)."""
-    x = batch.to(device, non_blocking=True)
-    return Batch(x, None, lambda model: model(x))
-
-
-#: Batch layouts, checked in order with ``isinstance``; each maps (batch, device) to a :class:`Batch`.
-BATCH_ADAPTERS: dict[type, Callable[[Any, torch.device], Batch]] = {
-    Mapping: _adapt_mapping,
-    tuple: _adapt_sequence,
-    list: _adapt_sequence,
-    torch.Tensor: _adapt_tensor,
-}
-
-
-def _adapt(batch: Any, device: torch.device) -> Batch:
-    for kind, adapter in BATCH_ADAPTERS.items():
-        if isinstance(batch, kind):
-            return adapter(batch, device)
-    raise TypeError(
-        f"cannot read a batch of type {type(batch).__name__}: expected an (inputs, targets) tuple, a dict with "
-        f"'labels' (Hugging Face), or a tensor; register a new layout in tlcourse.train.BATCH_ADAPTERS"
-    )
-
-
-def _logits(output: Any) -> torch.Tensor:
-    """Logits from a model output: a tensor, an object with ``.logits`` (Hugging Face), or a tuple."""
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, list | tuple) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise TypeError(
-        f"the model returned {type(output).__name__}; expected logits (a tensor) or an object with .logits"
-    )
-
-
-# ------------------------------------------------------------------------------------------------- metrics
 def _accuracy(y: np.ndarray, pred: np.ndarray, probs: np.ndarray) -> float:
     return float(skm.accuracy_score(y, pred))
 
@@ -484,31 +173,7 @@ SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, int, int], _Sched]] = {
 }
 
 
-def _choose(registry: Mapping[str, Any], name: str, what: str) -> Any:
-    key = str(name).lower()
-    if key not in registry:
-        raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(registry)}")
-    return registry[key]
-
-
-# ---------------------------------------------------------------------------------------------- data, loss
-def _as_loader(data: Any, batch_size: int | None, shuffle: bool, device: torch.device) -> DataLoader:
-    if isinstance(data, DataLoader):
-        if batch_size is not None and data.batch_size not in (None, batch_size):
-            warnings.warn(
-                f"batch_size={batch_size} ignored: the DataLoader given already batches by {data.batch_size}",
-                stacklevel=3,
-            )
-        return data
-    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
-        raise TypeError(
-            f"expected a DataLoader or a Dataset (with __getitem__ and __len__), got {type(data)}"
-        )
-    from tlcourse.data import make_loader
-
-    return make_loader(data, batch_size=batch_size, shuffle=shuffle, device=device)
-
-
+# ---------------------------------------------------------------------------------------------- loss, amp
 def _make_loss(
     loss_fn: Callable[..., torch.Tensor] | None, class_weights: Any, device: torch.device
 ) -> Callable[..., torch.Tensor]:
@@ -557,9 +222,9 @@ def _collect(
     logits, targets = [], []
     with torch.no_grad():
         for raw in tqdm(loader, desc=desc, leave=False, disable=not progress):
-            batch = _adapt(raw, device)
+            batch = read_batch(raw, device)
             with autocast(device, enabled=amp):
-                out = _logits(batch.forward(model))
+                out = logits_of(batch.forward(model))
             logits.append(out.detach().float().cpu())
             if batch.targets is not None:
                 targets.append(batch.targets.detach().cpu())
@@ -615,7 +280,7 @@ def evaluate(
     names = _check_metrics(metrics)
     dev = torch.device(device) if device is not None else get_device()
     model.to(dev)
-    loader = _as_loader(data, batch_size, shuffle=False, device=dev)
+    loader = as_loader(data, batch_size, dev)
     criterion = _make_loss(loss_fn, class_weights, dev)
     logits, targets = _collect(model, loader, dev, amp and dev.type == "cuda", progress, "evaluate")
     if targets is None:
@@ -646,7 +311,7 @@ def predict(
     """
     dev = torch.device(device) if device is not None else get_device()
     model.to(dev)
-    loader = _as_loader(data, batch_size, shuffle=False, device=dev)
+    loader = as_loader(data, batch_size, dev)
     logits, _ = _collect(model, loader, dev, amp and dev.type == "cuda", progress, "predict")
     probs = torch.softmax(logits, dim=1).numpy()
     preds = probs.argmax(axis=1)
@@ -679,34 +344,287 @@ def _param_groups(model: nn.Module, lr: float | Sequence[Mapping[str, Any]]) -> 
     return groups, base
 
 
-def _train_step(
-    model: nn.Module,
-    batch: Batch,
-    opt: torch.optim.Optimizer,
-    criterion: Callable[..., torch.Tensor],
-    scaler: torch.amp.GradScaler,
-    device: torch.device,
-    use_amp: bool,
-    grad_clip: float | None,
-    trainable: list[nn.Parameter],
-) -> float:
+# ------------------------------------------------------------------------------------------ one training run
+@dataclass
+class _Run:
+    """Everything one training run needs, set up once by :func:`_setup` (shared by ``fit`` and ``lr_find``)."""
+
+    model: nn.Module
+    device: torch.device
+    loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    criterion: Callable[..., torch.Tensor]
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    groups: list[dict]
+    base_lr: float
+    grad_clip: float | None = None
+    train_bn: bool = True
+    stop: bool = False  # a callback asks the loop to stop after this batch / epoch
+
+    @property
+    def trainable(self) -> list[nn.Parameter]:
+        return [p for g in self.groups for p in g["params"]]
+
+
+def _setup(model: nn.Module, train_data: Data, *, lr: float | Sequence[Mapping[str, Any]], optimizer: str,
+           weight_decay: float, momentum: float, class_weights: Any, loss_fn: Callable[..., torch.Tensor] | None,
+           amp: bool | None, device: torch.device | str | None, batch_size: int | None, seed: int | None,
+           grad_clip: float | None = None, train_bn: bool = True) -> _Run:
+    """Device, seed, shuffled loader, trainable parameter groups, optimizer, loss scaler and loss."""
+    opt_factory = choose(OPTIMIZERS, optimizer, "optimizer")
+    if grad_clip is not None and grad_clip <= 0:
+        raise ValueError(f"grad_clip must be a positive max norm, got {grad_clip}")
+    dev = torch.device(device) if device is not None else get_device()
+    if seed is not None:
+        seed_everything(seed)
+    loader = as_loader(train_data, batch_size, dev, shuffle=True)
+    model.to(dev)
+    groups, base_lr = _param_groups(model, lr)
+    use_amp = _resolve_amp(amp, dev)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())  # bf16: none
+    criterion = _make_loss(loss_fn, class_weights, dev)
+    opt = opt_factory(groups, base_lr, weight_decay, momentum)
+    return _Run(model, dev, loader, opt, criterion, scaler, use_amp, groups, base_lr, grad_clip, train_bn)
+
+
+def _train_step(run: _Run, batch: Batch) -> float:
     """One optimisation step; returns the batch loss (no step is taken when it is not finite)."""
     if batch.targets is None:
         raise ValueError("training batches need targets: (x, y) tuples or dicts with 'labels'")
-    opt.zero_grad(set_to_none=True)
-    with autocast(device, enabled=use_amp):
-        logits = _logits(batch.forward(model))
-    loss = criterion(logits.float(), batch.targets)
+    run.optimizer.zero_grad(set_to_none=True)
+    with autocast(run.device, enabled=run.use_amp):
+        logits = logits_of(batch.forward(run.model))
+    loss = run.criterion(logits.float(), batch.targets)
     value = float(loss.item())
     if not math.isfinite(value):
         return value
+    apply_gradients(loss, run.optimizer, run.scaler, run.trainable, run.grad_clip)
+    return value
+
+
+def apply_gradients(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    params: Sequence[nn.Parameter] = (), grad_clip: float | None = None) -> None:
+    """Backward through a (scaled) loss, clip the gradient norm of ``params`` if asked, and step — the part of a
+    training step that every loop of the package shares (``fit``, ``lr_find``, ``adapt``'s loops).
+
+    Example:
+        >>> net = nn.Linear(2, 1); opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        >>> before = net.weight.detach().clone()
+        >>> apply_gradients(net(torch.ones(1, 2)).sum(), opt, torch.amp.GradScaler("cuda", enabled=False))
+        >>> bool((net.weight != before).all())
+        True
+    """
     scaler.scale(loss).backward()
     if grad_clip is not None:
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
-    scaler.step(opt)
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(list(params), grad_clip)
+    scaler.step(optimizer)
     scaler.update()
-    return value
+
+
+def _train_mode(model: nn.Module, train_bn: bool) -> None:
+    """``model.train()``, but frozen BatchNorm layers stay in eval mode — every one with ``train_bn=False``."""
+    model.train()
+    bn_eval = _bn_eval_fn()
+    if bn_eval is not None:
+        bn_eval(model)
+    if not train_bn:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+# ------------------------------------------------------------------------------------------------ callbacks
+class _Callback:
+    """A hook into the loop (fastai's ``Callback``, Hugging Face's ``TrainerCallback``): override what you need.
+
+    ``run.stop = True`` ends the loop after the current batch (in ``after_batch``) or epoch (``after_epoch``).
+    """
+
+    def before_fit(self, run: _Run, history: History) -> None: ...
+
+    def before_batch(self, run: _Run) -> None: ...
+
+    def after_batch(self, run: _Run, loss: float, n: int) -> None: ...
+
+    def after_epoch(self, run: _Run, history: History) -> None: ...
+
+    def after_fit(self, run: _Run, history: History) -> None: ...
+
+
+class _Diverged(_Callback):
+    """A non-finite training loss ends ``fit`` with an error that says what to do."""
+
+    def __init__(self) -> None:
+        self.epoch = 1
+
+    def after_batch(self, run: _Run, loss: float, n: int) -> None:
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss} at epoch {self.epoch}: the run diverged — "
+                                     "lower the learning rate (lr_find helps) or set grad_clip")
+
+    def after_epoch(self, run: _Run, history: History) -> None:
+        self.epoch = len(history.records) + 1
+
+
+class _Progress(_Callback):
+    """tqdm bars: epochs, and the batches of the current epoch with the running loss."""
+
+    def __init__(self, enabled: bool, epochs: int, metric: str | None) -> None:
+        self.enabled, self.epochs, self.metric = enabled, epochs, metric
+        self.total, self.count, self.batches, self.bar = 0.0, 0, None, None
+
+    def before_fit(self, run: _Run, history: History) -> None:
+        self.bar = tqdm(total=self.epochs, desc="epochs", disable=not self.enabled)
+
+    def before_batch(self, run: _Run) -> None:
+        if self.batches is None:
+            epoch = self.bar.n + 1
+            self.batches = tqdm(total=len(run.loader), desc=f"epoch {epoch}", leave=False, disable=not self.enabled)
+            self.total, self.count = 0.0, 0
+
+    def after_batch(self, run: _Run, loss: float, n: int) -> None:
+        self.total, self.count = self.total + loss * n, self.count + n
+        self.batches.update(1)
+        self.batches.set_postfix(loss=f"{self.total / self.count:.4f}")
+
+    def after_epoch(self, run: _Run, history: History) -> None:
+        if self.batches is not None:
+            self.batches.close()
+            self.batches = None
+        rec = history.records[-1]
+        postfix = {k: f"{rec[k]:.4f}" for k in ("train_loss", "val_loss") if k in rec}
+        if self.metric and _is_number(rec.get(f"val_{self.metric}")):
+            postfix[f"val_{self.metric}"] = f"{rec[f'val_{self.metric}']:.4f}"
+        self.bar.update(1)
+        self.bar.set_postfix(postfix)
+
+    def after_fit(self, run: _Run, history: History) -> None:
+        self.bar.close()
+
+
+class _BestEpoch(_Callback):
+    """Tracks the best epoch of the monitored metric; with an :class:`EarlyStopping` it also stops the run after
+    ``patience`` epochs without improvement and restores the best weights."""
+
+    def __init__(self, watcher: EarlyStopping, stopping: EarlyStopping | None, epochs: int) -> None:
+        self.watcher, self.stopping, self.epochs = watcher, stopping, epochs
+        self.best: float | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+        self.bad = 0
+
+    def after_epoch(self, run: _Run, history: History) -> None:
+        value = history.records[-1][self.watcher.metric]
+        if self.watcher.improved(value, self.best):
+            self.best, self.bad, history.best_epoch = value, 0, len(history.records)
+            if self.watcher.restore_best:
+                self.state = copy.deepcopy(run.model.state_dict())
+        else:
+            self.bad += 1
+        if self.stopping is not None and self.bad >= self.stopping.patience and len(history) < self.epochs:
+            history.stopped_early = run.stop = True
+
+    def after_fit(self, run: _Run, history: History) -> None:
+        if self.state is not None and history.best_epoch != len(history.records):
+            run.model.load_state_dict(self.state)
+
+
+class _EachEpoch(_Callback):
+    """The public ``callbacks=`` of :func:`fit`: plain functions called with the history after every epoch."""
+
+    def __init__(self, fn: Callback) -> None:
+        self.fn = fn
+
+    def after_epoch(self, run: _Run, history: History) -> None:
+        self.fn(history)
+
+
+# --------------------------------------------------------------------------------------------------- epochs
+def _train_epoch(run: _Run, batches: Iterable[Any], callbacks: Sequence[_Callback], sched: _Sched | None) -> float:
+    """One pass of optimisation steps over ``batches``; the mean training loss."""
+    _train_mode(run.model, run.train_bn)
+    total, count = 0.0, 0
+    for raw in batches:
+        batch = read_batch(raw, run.device)
+        for cb in callbacks:
+            cb.before_batch(run)
+        loss = _train_step(run, batch)
+        n = int(batch.targets.shape[0])
+        for cb in callbacks:
+            cb.after_batch(run, loss, n)
+        if run.stop:
+            break
+        if sched is not None and sched.every == "batch":
+            sched.scheduler.step()
+        total, count = total + loss * n, count + n
+    return total / max(count, 1)
+
+
+def _validate_epoch(run: _Run, loader: DataLoader, metric_names: Sequence[str]) -> dict[str, Any]:
+    """Loss and metrics on the validation loader (eval mode, no gradient)."""
+    logits, targets = _collect(run.model, loader, run.device, run.use_amp, False, "validate")
+    if targets is None:
+        raise ValueError("validation batches need targets: (x, y) tuples or dicts with 'labels'")
+    scores = _score(logits, targets, metric_names, run.criterion, run.device)
+    return {"val_loss": scores["loss"], **{f"val_{name}": scores[name] for name in metric_names}}
+
+
+def _fit_loop(run: _Run, val_loader: DataLoader | None, epochs: int, metric_names: Sequence[str],
+              sched: _Sched | None, history: History, callbacks: Sequence[_Callback]) -> None:
+    for cb in callbacks:
+        cb.before_fit(run, history)
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        rec: dict[str, Any] = {"epoch": epoch, "train_loss": _train_epoch(run, run.loader, callbacks, sched)}
+        if val_loader is not None:
+            rec.update(_validate_epoch(run, val_loader, metric_names))
+        rec["lr"] = float(run.optimizer.param_groups[0]["lr"])
+        if sched is not None and sched.every == "epoch":
+            sched.scheduler.step()
+        elif sched is not None and sched.every == "plateau":
+            sched.scheduler.step(rec.get("val_loss", rec["train_loss"]))
+        rec["seconds"] = time.perf_counter() - start
+        history.records.append(_jsonable(rec))
+        for cb in callbacks:
+            cb.after_epoch(run, history)
+        if run.stop:
+            break
+    for cb in callbacks:
+        cb.after_fit(run, history)
+
+
+# ---------------------------------------------------------------------------------------------------- fit
+def _monitor(early_stopping: EarlyStopping | None, metric_names: Sequence[str], has_val: bool) -> EarlyStopping:
+    """What the run watches for its best epoch: the early-stopping metric, else the validation (or train) loss."""
+    available = ["train_loss"] + (["val_loss"] + [f"val_{m}" for m in metric_names] if has_val else [])
+    monitor = early_stopping.metric if early_stopping else ("val_loss" if has_val else "train_loss")
+    if monitor not in available:
+        raise ValueError(
+            f"early stopping watches {monitor!r}, which this run does not record; recorded: {available}"
+            + ("" if has_val else " (give val_data to watch validation metrics)")
+        )
+    return early_stopping or EarlyStopping(metric=monitor, restore_best=False)
+
+
+def _meta(run: _Run, val_loader: DataLoader | None, lr: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """The exact settings of a run, as recorded in ``History.meta``."""
+    return _jsonable({
+        "model": type(run.model).__name__,
+        "optimizer": str(settings["optimizer"]).lower(),
+        "lr": run.base_lr if isinstance(lr, int | float) else None,
+        "param_groups": [{"name": g["name"], "lr": g["lr"], "n_params": sum(p.numel() for p in g["params"])}
+                         for g in run.groups],
+        "weight_decay": settings["weight_decay"], "momentum": settings["momentum"],
+        "scheduler": settings["scheduler"], "epochs": settings["epochs"],
+        "batch_size": run.loader.batch_size, "steps_per_epoch": len(run.loader),
+        "train_size": _dataset_len(run.loader), "val_size": _dataset_len(val_loader) if val_loader else None,
+        "early_stopping": asdict(settings["early_stopping"]) if settings["early_stopping"] else None,
+        "metrics": settings["metrics"], "loss": _loss_name(settings["loss_fn"], settings["class_weights"]),
+        "class_weights": None if settings["class_weights"] is None else np.asarray(settings["class_weights"]).tolist(),
+        "grad_clip": run.grad_clip, "amp": run.use_amp, "device": str(run.device), "seed": settings["seed"],
+        "trainable_params": sum(p.numel() for p in run.trainable),
+    })
 
 
 def fit(
@@ -749,6 +667,9 @@ def fit(
       ``train_bn=False`` keeps *every* BatchNorm layer in eval mode (running statistics fixed, affine parameters
       still trained): the usual fix when an unfrozen body meets small batches (say 16 images).
 
+    The loop is small named steps (:func:`_train_epoch`, :func:`_validate_epoch`) with callbacks for progress,
+    the best epoch / early stopping and divergence.
+
     Example:
         >>> from torch.utils.data import TensorDataset
         >>> x = torch.randn(64, 2); y = (x[:, 0] > 0).long()
@@ -758,146 +679,25 @@ def fit(
         (2, ['epoch', 'lr', 'seconds', 'train_loss', 'val_accuracy', 'val_loss'])
     """
     metric_names = _check_metrics(metrics)
-    opt_factory = _choose(OPTIMIZERS, optimizer, "optimizer")
-    sched_factory = _choose(SCHEDULERS, scheduler, "scheduler") if scheduler is not None else None
-    if isinstance(early_stopping, str):
-        early_stopping = EarlyStopping(metric=early_stopping)
+    sched_factory = choose(SCHEDULERS, scheduler, "scheduler") if scheduler is not None else None
+    early_stopping = EarlyStopping(metric=early_stopping) if isinstance(early_stopping, str) else early_stopping
     n_epochs = int(epochs if epochs is not None else profile().epochs)
     if n_epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {n_epochs}")
-    if grad_clip is not None and grad_clip <= 0:
-        raise ValueError(f"grad_clip must be a positive max norm, got {grad_clip}")
-
-    dev = torch.device(device) if device is not None else get_device()
-    if seed is not None:
-        seed_everything(seed)
-    train_loader = _as_loader(train_data, batch_size, shuffle=True, device=dev)
-    val_loader = _as_loader(val_data, batch_size, shuffle=False, device=dev) if val_data is not None else None
-
-    available = ["train_loss"] + (["val_loss"] + [f"val_{m}" for m in metric_names] if val_loader else [])
-    monitor = early_stopping.metric if early_stopping else ("val_loss" if val_loader else "train_loss")
-    if monitor not in available:
-        raise ValueError(
-            f"early stopping watches {monitor!r}, which this run does not record; recorded: {available}"
-            + ("" if val_loader else " (give val_data to watch validation metrics)")
-        )
-    watcher = early_stopping or EarlyStopping(metric=monitor, restore_best=False)
-
-    model.to(dev)
-    groups, base_lr = _param_groups(model, lr)
-    use_amp = _resolve_amp(amp, dev)
-    use_scaler = use_amp and not torch.cuda.is_bf16_supported()  # fp16 needs loss scaling, bf16 does not
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    criterion = _make_loss(loss_fn, class_weights, dev)
-    trainable = [p for g in groups for p in g["params"]]
-
-    history = History(
-        meta=_jsonable(
-            {
-                "model": type(model).__name__,
-                "optimizer": str(optimizer).lower(),
-                "lr": base_lr if isinstance(lr, int | float) else None,
-                "param_groups": [
-                    {"name": g["name"], "lr": g["lr"], "n_params": sum(p.numel() for p in g["params"])}
-                    for g in groups
-                ],
-                "weight_decay": weight_decay,
-                "momentum": momentum,
-                "scheduler": scheduler,
-                "epochs": n_epochs,
-                "batch_size": train_loader.batch_size,
-                "steps_per_epoch": len(train_loader),
-                "train_size": _dataset_len(train_loader),
-                "val_size": _dataset_len(val_loader) if val_loader else None,
-                "early_stopping": asdict(early_stopping) if early_stopping else None,
-                "metrics": metric_names,
-                "loss": _loss_name(loss_fn, class_weights),
-                "class_weights": None if class_weights is None else np.asarray(class_weights).tolist(),
-                "grad_clip": grad_clip,
-                "amp": use_amp,
-                "device": str(dev),
-                "seed": seed,
-                "trainable_params": sum(p.numel() for p in trainable),
-            }
-        )
-    )
-
-    opt = opt_factory(groups, base_lr, weight_decay, momentum)
-    sched = sched_factory(opt, n_epochs, len(train_loader)) if sched_factory else None
-    bn_eval = _bn_eval_fn()
-    best_value: float | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs = 0
-
-    epoch_bar = trange(1, n_epochs + 1, desc="epochs", disable=not progress)
-    for epoch in epoch_bar:
-        start = time.perf_counter()
-        model.train()
-        if bn_eval is not None:
-            bn_eval(model)
-        if not train_bn:
-            for m in model.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        total, count = 0.0, 0
-        batch_bar = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
-        for raw in batch_bar:
-            batch = _adapt(raw, dev)
-            loss = _train_step(model, batch, opt, criterion, scaler, dev, use_amp, grad_clip, trainable)
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"the training loss became {loss} at epoch {epoch}: the run diverged — "
-                    f"lower the learning rate (lr_find helps) or set grad_clip"
-                )
-            if sched is not None and sched.every == "batch":
-                sched.scheduler.step()
-            n = int(batch.targets.shape[0])
-            total += loss * n
-            count += n
-            batch_bar.set_postfix(loss=f"{total / count:.4f}")
-        batch_bar.close()
-
-        rec: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(count, 1)}
-        if val_loader is not None:
-            logits_v, targets_v = _collect(model, val_loader, dev, use_amp, False, "validate")
-            if targets_v is None:
-                raise ValueError("validation batches need targets: (x, y) tuples or dicts with 'labels'")
-            scores = _score(logits_v, targets_v, metric_names, criterion, dev)
-            rec["val_loss"] = scores["loss"]
-            for name in metric_names:
-                rec[f"val_{name}"] = scores[name]
-        rec["lr"] = float(opt.param_groups[0]["lr"])
-        if sched is not None and sched.every == "epoch":
-            sched.scheduler.step()
-        elif sched is not None and sched.every == "plateau":
-            sched.scheduler.step(rec.get("val_loss", rec["train_loss"]))
-        rec["seconds"] = time.perf_counter() - start
-        history.records.append(_jsonable(rec))
-
-        value = rec[monitor]
-        if watcher.improved(value, best_value):
-            best_value, bad_epochs = value, 0
-            history.best_epoch = epoch
-            if watcher.restore_best:
-                best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad_epochs += 1
-
-        postfix = {"train_loss": f"{rec['train_loss']:.4f}"}
-        if "val_loss" in rec:
-            postfix["val_loss"] = f"{rec['val_loss']:.4f}"
-        if metric_names and f"val_{metric_names[0]}" in rec and _is_number(rec[f"val_{metric_names[0]}"]):
-            postfix[f"val_{metric_names[0]}"] = f"{rec[f'val_{metric_names[0]}']:.4f}"
-        epoch_bar.set_postfix(postfix)
-        for cb in callbacks:
-            cb(history)
-        if early_stopping is not None and bad_epochs >= early_stopping.patience and epoch < n_epochs:
-            history.stopped_early = True
-            break
-    epoch_bar.close()
-
-    if best_state is not None and history.best_epoch != len(history.records):
-        model.load_state_dict(best_state)
+    watcher = _monitor(early_stopping, metric_names, val_data is not None)
+    run = _setup(model, train_data, lr=lr, optimizer=optimizer, weight_decay=weight_decay, momentum=momentum,
+                 class_weights=class_weights, loss_fn=loss_fn, amp=amp, device=device, batch_size=batch_size,
+                 seed=seed, grad_clip=grad_clip, train_bn=train_bn)
+    val_loader = as_loader(val_data, batch_size, run.device) if val_data is not None else None
+    history = History(meta=_meta(run, val_loader, lr, {
+        "optimizer": optimizer, "weight_decay": weight_decay, "momentum": momentum, "scheduler": scheduler,
+        "epochs": n_epochs, "early_stopping": early_stopping, "metrics": metric_names, "loss_fn": loss_fn,
+        "class_weights": class_weights, "seed": seed}))
+    sched = sched_factory(run.optimizer, n_epochs, len(run.loader)) if sched_factory else None
+    steps = [_Diverged(), _BestEpoch(watcher, early_stopping, n_epochs),
+             _Progress(progress, n_epochs, metric_names[0] if metric_names else None),
+             *[_EachEpoch(cb) for cb in callbacks]]
+    _fit_loop(run, val_loader, n_epochs, metric_names, sched, history, steps)
     return history
 
 
@@ -1074,6 +874,49 @@ def _steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     return float(lrs[int(np.argmin(grads))])
 
 
+class _LRSweep(_Callback):
+    """The range test's per-batch callback: raise the lr exponentially, smooth the loss, stop on divergence."""
+
+    def __init__(self, start_lr: float, mult: float, smooth: float, diverge: float, progress: bool,
+                 num_iter: int) -> None:
+        self.start_lr, self.mult, self.smooth, self.diverge = start_lr, mult, smooth, diverge
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.avg, self.best, self.i = 0.0, math.inf, 0
+        self.bar = trange(num_iter, desc="lr_find", disable=not progress)
+
+    def before_batch(self, run: _Run) -> None:
+        for g in run.optimizer.param_groups:
+            g["lr"] = self.start_lr * self.mult**self.i
+
+    def after_batch(self, run: _Run, loss: float, n: int) -> None:
+        lr_i = self.start_lr * self.mult**self.i
+        if not math.isfinite(loss):
+            run.stop = True
+            return
+        self.avg = self.smooth * self.avg + (1 - self.smooth) * loss
+        smoothed = self.avg / (1 - self.smooth ** (self.i + 1))
+        self.lrs.append(lr_i)
+        self.losses.append(smoothed)
+        self.bar.update(1)
+        self.bar.set_postfix(lr=f"{lr_i:.1e}", loss=f"{smoothed:.4f}")
+        if self.i > 0 and smoothed > self.diverge * self.best:
+            run.stop = True
+        self.best = min(self.best, smoothed)
+        self.i += 1
+
+
+def _cycle(loader: Iterable[Any], n: int) -> Iterator[Any]:
+    """``n`` batches from ``loader``, starting it again when it runs out."""
+    batches = iter(loader)
+    for _ in range(n):
+        try:
+            yield next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            yield next(batches)
+
+
 def lr_find(
     model: nn.Module,
     train_data: Data,
@@ -1098,7 +941,8 @@ def lr_find(
 
     The loss is smoothed (exponential moving average with bias correction, ``smooth``); the test stops early
     when it exceeds ``diverge`` × its best. The model's weights, buffers and train/eval modes are restored
-    afterwards (the optimizer is a fresh one, discarded). ``suggestion`` is the lr of steepest descent.
+    afterwards (the optimizer is a fresh one, discarded). ``suggestion`` is the lr of steepest descent. It runs
+    on ``fit``'s set-up and training step, with a per-batch callback (:class:`_LRSweep`).
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -1113,56 +957,18 @@ def lr_find(
         raise ValueError(f"num_iter must be >= 2, got {num_iter}")
     if not 0 <= smooth < 1:
         raise ValueError(f"smooth must be in [0, 1), got {smooth}")
-    opt_factory = _choose(OPTIMIZERS, optimizer, "optimizer")
-    dev = torch.device(device) if device is not None else get_device()
-    if seed is not None:
-        seed_everything(seed)
-    loader = _as_loader(train_data, batch_size, shuffle=True, device=dev)
-    model.to(dev)
+    run = _setup(model, train_data, lr=start_lr, optimizer=optimizer, weight_decay=weight_decay,
+                 momentum=momentum, class_weights=class_weights, loss_fn=loss_fn, amp=amp, device=device,
+                 batch_size=batch_size, seed=seed)
     saved_state = copy.deepcopy(model.state_dict())
     saved_modes = {name: m.training for name, m in model.named_modules()}
-    groups, _ = _param_groups(model, start_lr)
-    trainable = [p for g in groups for p in g["params"]]
-    opt = opt_factory(groups, start_lr, weight_decay, momentum)
-    use_amp = _resolve_amp(amp, dev)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
-    criterion = _make_loss(loss_fn, class_weights, dev)
-    mult = (end_lr / start_lr) ** (1 / (num_iter - 1))
-
-    lrs: list[float] = []
-    losses: list[float] = []
-    avg, best = 0.0, math.inf
-    model.train()
-    bn_eval = _bn_eval_fn()
-    if bn_eval is not None:
-        bn_eval(model)
-    batches = iter(loader)
-    bar = trange(num_iter, desc="lr_find", disable=not progress)
+    sweep = _LRSweep(start_lr, (end_lr / start_lr) ** (1 / (num_iter - 1)), smooth, diverge, progress, num_iter)
     try:
-        for i in bar:
-            try:
-                raw = next(batches)
-            except StopIteration:
-                batches = iter(loader)
-                raw = next(batches)
-            lr_i = start_lr * mult**i
-            for g in opt.param_groups:
-                g["lr"] = lr_i
-            loss = _train_step(model, _adapt(raw, dev), opt, criterion, scaler, dev, use_amp, None, trainable)
-            if not math.isfinite(loss):
-                break
-            avg = smooth * avg + (1 - smooth) * loss
-            smoothed = avg / (1 - smooth ** (i + 1))
-            lrs.append(lr_i)
-            losses.append(smoothed)
-            bar.set_postfix(lr=f"{lr_i:.1e}", loss=f"{smoothed:.4f}")
-            if i > 0 and smoothed > diverge * best:
-                break
-            best = min(best, smoothed)
+        _train_epoch(run, _cycle(run.loader, num_iter), [sweep], None)
     finally:
-        bar.close()
+        sweep.bar.close()
         model.load_state_dict(saved_state)
         for name, m in model.named_modules():
             m.training = saved_modes[name]  # per module: keeps frozen BatchNorm layers in eval mode
-        opt.zero_grad(set_to_none=True)
-    return LRFinderResult(lrs=lrs, losses=losses, suggestion=_steepest(lrs, losses))
+        run.optimizer.zero_grad(set_to_none=True)
+    return LRFinderResult(lrs=sweep.lrs, losses=sweep.losses, suggestion=_steepest(sweep.lrs, sweep.losses))

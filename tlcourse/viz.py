@@ -28,6 +28,8 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 from PIL import Image
 from torch import nn
 
+from tlcourse._plumbing import first_tensor
+
 if TYPE_CHECKING:  # pragma: no cover
     import ipywidgets
     from matplotlib.axes import Axes
@@ -41,6 +43,7 @@ __all__ = [
     "plot_filters",
     "feature_maps",
     "plot_feature_maps",
+    "mistake_pager",
     "grad_cam",
     "show_cam",
     "plot_embedding",
@@ -391,14 +394,6 @@ def _resolve_module(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.M
     return layer, modules[layer]
 
 
-def _first_tensor(output: Any) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise TypeError(f"the hooked module returned a {type(output).__name__}, not a tensor")
-
-
 def feature_maps(model: nn.Module, image: torch.Tensor, layers: str | Sequence[str]) -> dict[str, torch.Tensor]:
     """Activations of the named modules for one image or a batch (forward hooks, eval mode, no grad).
 
@@ -420,7 +415,7 @@ def feature_maps(model: nn.Module, image: torch.Tensor, layers: str | Sequence[s
 
     def make_hook(name: str) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            captured[name] = _first_tensor(output).detach().to("cpu", copy=True)
+            captured[name] = first_tensor(output).detach().to("cpu", copy=True)
 
         return hook
 
@@ -526,7 +521,7 @@ def grad_cam(
     store: dict[str, torch.Tensor] = {}
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
-        act = _first_tensor(output)
+        act = first_tensor(output)
         if not act.requires_grad:  # frozen model: make A a leaf so d(score)/dA exists
             act = act.detach().requires_grad_(True)
         store["act"] = act
@@ -1058,6 +1053,22 @@ def _image_png(image: Any, mean: Stats, std: Stats, min_side: int = 192) -> byte
     return buf.getvalue()
 
 
+def _feature_map_png(image: np.ndarray, title: str, fmap: np.ndarray, map_title: str) -> bytes:
+    """The input image beside one channel's feature map (with a colour bar), as PNG bytes."""
+    fig = Figure(figsize=(7.2, 3.2))
+    fig.subplots_adjust(left=0.02, right=0.92, bottom=0.14, top=0.88, wspace=0.25)
+    ax_in, ax_map = fig.subplots(1, 2)
+    _imshow(ax_in, image)
+    ax_in.set_title(title)
+    ax_in.set_axis_off()
+    im = ax_map.imshow(fmap, cmap="viridis")
+    ax_map.set_title(map_title)
+    ax_map.set_xlabel("x")
+    ax_map.set_ylabel("y")
+    fig.colorbar(im, ax=ax_map, fraction=0.046, pad=0.04)
+    return _figure_png(fig)
+
+
 def feature_map_explorer(
     model: nn.Module,
     images: Any,
@@ -1117,18 +1128,7 @@ def feature_map_explorer(
             slider.max = act.shape[0] - 1  # may clamp slider.value; the guard avoids a second render
             ch = slider.value
             fmap = act[ch].numpy()
-            fig = Figure(figsize=(7.2, 3.2))
-            fig.subplots_adjust(left=0.02, right=0.92, bottom=0.14, top=0.88, wspace=0.25)
-            ax_in, ax_map = fig.subplots(1, 2)
-            _imshow(ax_in, _to_display(items[i], mean, std))
-            ax_in.set_title(labels[i])
-            ax_in.set_axis_off()
-            im = ax_map.imshow(fmap, cmap="viridis")
-            ax_map.set_title(f"{layer} · channel {ch}")
-            ax_map.set_xlabel("x")
-            ax_map.set_ylabel("y")
-            fig.colorbar(im, ax=ax_map, fraction=0.046, pad=0.04)
-            picture.value = _figure_png(fig)
+            picture.value = _feature_map_png(_to_display(items[i], mean, std), labels[i], fmap, f"{layer} · channel {ch}")
             c, h, w = act.shape
             caption.value = (f"<b>{layer}</b>: {h}×{w}, {c} channels — channel {ch}: "
                              f"mean {fmap.mean():.3f}, max {fmap.max():.3f}")
@@ -1187,11 +1187,11 @@ def misclassified_gallery(
         if idx is not None:
             picture.value = _image_png(items[idx], mean, std)
 
-    return _mistake_pager(wrong, caption_for, draw, picture, f"No misclassified images among {len(items)}.",
+    return mistake_pager(wrong, caption_for, draw, picture, f"No misclassified images among {len(items)}.",
                           "wrong prediction")
 
 
-def _mistake_pager(
+def mistake_pager(
     wrong: Sequence[int],
     caption_for: Callable[[int], str],
     draw: Callable[[int | None], None],
@@ -1202,7 +1202,15 @@ def _mistake_pager(
     """Prev/Next pager over the indices ``wrong``: ``VBox([HBox([Prev, Next]), HTML caption, content])``.
 
     ``caption_for(idx)`` gives the caption after the "k/n — " counter; ``draw(idx)`` fills ``content``
-    (``draw(None)`` when there is nothing to show, with ``empty`` as the caption).
+    (``draw(None)`` when there is nothing to show, with ``empty`` as the caption). The image and text mistake
+    pagers (``misclassified_gallery`` here and ``tlcourse.text.text_error_pager``) are built on it.
+
+    Example:
+        >>> import ipywidgets as widgets
+        >>> out = widgets.HTML()
+        >>> pager = mistake_pager([3, 7], lambda i: f"item {i}", lambda i: None, out, "none", "mistake")
+        >>> pager.children[1].value
+        '1/2 — item 3'
     """
     import ipywidgets as widgets
 
