@@ -444,6 +444,10 @@ class _Callback:
 
     def before_fit(self, run: _Run, history: History) -> None: ...
 
+    def wrap_batches(self, batches: Iterable[Any]) -> Iterable[Any]:
+        """The epoch's batches, possibly wrapped (a progress bar); by default as they are."""
+        return batches
+
     def before_batch(self, run: _Run) -> None: ...
 
     def after_batch(self, run: _Run, loss: float, n: int) -> None: ...
@@ -478,15 +482,15 @@ class _Progress(_Callback):
     def before_fit(self, run: _Run, history: History) -> None:
         self.bar = tqdm(total=self.epochs, desc="epochs", disable=not self.enabled)
 
-    def before_batch(self, run: _Run) -> None:
-        if self.batches is None:
-            epoch = self.bar.n + 1
-            self.batches = tqdm(total=len(run.loader), desc=f"epoch {epoch}", leave=False, disable=not self.enabled)
-            self.total, self.count = 0.0, 0
+    def wrap_batches(self, batches: Iterable[Any]) -> Iterable[Any]:
+        # tqdm.auto's bar opens an iterator of the loader when it is made (one draw of the global RNG for the
+        # loader's base seed, as `fit` always did: keeping it keeps every seeded run's numbers as they were)
+        self.total, self.count = 0.0, 0
+        self.batches = tqdm(batches, desc=f"epoch {self.bar.n + 1}", leave=False, disable=not self.enabled)
+        return self.batches
 
     def after_batch(self, run: _Run, loss: float, n: int) -> None:
         self.total, self.count = self.total + loss * n, self.count + n
-        self.batches.update(1)
         self.batches.set_postfix(loss=f"{self.total / self.count:.4f}")
 
     def after_epoch(self, run: _Run, history: History) -> None:
@@ -544,6 +548,8 @@ class _EachEpoch(_Callback):
 def _train_epoch(run: _Run, batches: Iterable[Any], callbacks: Sequence[_Callback], sched: _Sched | None) -> float:
     """One pass of optimisation steps over ``batches``; the mean training loss."""
     _train_mode(run.model, run.train_bn)
+    for cb in callbacks:
+        batches = cb.wrap_batches(batches)
     total, count = 0.0, 0
     for raw in batches:
         batch = read_batch(raw, run.device)
