@@ -8,6 +8,7 @@ A screenshot lands in ``test-artifacts/browser/`` (git-ignored). Chromium comes 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import secrets
@@ -54,22 +55,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """JupyterLab serving a course root that holds the solved warm-up lesson; yields the notebook's URL."""
-    _need_browser()
-    base = tmp_path_factory.mktemp("lab")
-    root = make_course_root(base / "course")
-    (root / "lessons").unlink()  # a private copy: running cells must not touch the repository
-    lesson = root / "lessons" / WARMUP / f"{WARMUP}.ipynb"
-    lesson.parent.mkdir(parents=True)
-    nbformat.write(solved(WARMUP), lesson)
-    settings = base / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+@contextlib.contextmanager
+def running_lab(root: Path, base: Path, env_extra: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """JupyterLab serving ``root`` on 127.0.0.1 with a fresh token; yields (base URL, token), then stops it."""
     port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, TLCOURSE_PROFILE="grading", MPLBACKEND="module://matplotlib_inline.backend_inline",
-               JUPYTERLAB_SETTINGS_DIR=str(base / "lab-settings"), JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"))
+    env = dict(os.environ, **env_extra)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     log = open(base / "lab.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
@@ -89,7 +79,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     log.flush()
                     pytest.fail("JupyterLab did not start:\n" + (base / "lab.log").read_text()[-3000:])
                 time.sleep(0.5)
-        yield f"{base_url}/lab/tree/lessons/{WARMUP}/{WARMUP}.ipynb?token={token}"
+        yield base_url, token
     finally:
         server.terminate()
         try:
@@ -97,6 +87,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JupyterLab serving a course root that holds the solved warm-up lesson; yields the notebook's URL."""
+    _need_browser()
+    base = tmp_path_factory.mktemp("lab")
+    root = make_course_root(base / "course")
+    (root / "lessons").unlink()  # a private copy: running cells must not touch the repository
+    lesson = root / "lessons" / WARMUP / f"{WARMUP}.ipynb"
+    lesson.parent.mkdir(parents=True)
+    nbformat.write(solved(WARMUP), lesson)
+    settings = base / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    env = {"TLCOURSE_PROFILE": "grading", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "JUPYTERLAB_SETTINGS_DIR": str(base / "lab-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces")}
+    with running_lab(root, base, env) as (base_url, token):
+        yield f"{base_url}/lab/tree/lessons/{WARMUP}/{WARMUP}.ipynb?token={token}"
 
 
 _OUTPUT_TYPES = """() => {
@@ -161,28 +170,6 @@ def test_lesson_runs_in_jupyterlab(lab: str, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- the formgrader
-def _start_lab(root: Path, base: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen, str, str, object]:
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, **env_extra)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    log = open(base / "lab.log", "w")  # noqa: SIM115 - closed by the caller
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.open_browser=False"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base_url}/api/status?token={token}", timeout=5):
-                return server, base_url, token, log
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("JupyterLab did not start:\n" + (base / "lab.log").read_text()[-3000:])
-            time.sleep(0.5)
-
-
 def test_manual_grade_in_the_formgrader_reaches_the_export(tmp_path: Path) -> None:
     """An instructor opens a graded submission in nbgrader's formgrader, reads the written answer, gives 1.5 of
     2 points; the gradebook and `tlcourse export` show them."""
@@ -205,43 +192,34 @@ def test_manual_grade_in_the_formgrader_reaches_the_export(tmp_path: Path) -> No
         notebook_id = gb.find_submission_notebook(WARMUP, WARMUP, "alice").id
     answer = next(c.source for c in solved(WARMUP).cells
                   if c.metadata.get("nbgrader", {}).get("grade_id") == "ex4_why_freeze_first")
-    server, base_url, token, log = _start_lab(root, tmp_path, {"TLCOURSE_PROFILE": "grading"})
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-                args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
-            try:
-                page = browser.new_page()  # log in through the lab (sets the cookie the formgrader's API needs)
-                page.goto(f"{base_url}/lab?token={token}", wait_until="domcontentloaded", timeout=120_000)
-                page.wait_for_function("() => window.jupyterapp !== undefined || document.readyState === 'complete'",
-                                       timeout=120_000)
-                page.goto(f"{base_url}/formgrader/submissions/{notebook_id}/", wait_until="domcontentloaded",
-                          timeout=120_000)
-                expect(page.get_by_text(answer.split(".")[0][:40]).first).to_be_visible(timeout=60_000)
-                score = page.locator("input#ex4_why_freeze_first")
-                expect(score).to_be_visible(timeout=60_000)
-                score.fill("1.5")
-                score.press("Tab")  # "change" saves the grade through the formgrader's API
-                expect(page.locator(".score-saved").first).to_be_attached(timeout=30_000)
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "formgrader.png"))
-                deadline = time.monotonic() + 30
-                while True:
-                    with Gradebook(db) as gb:
-                        manual = gb.find_grade("ex4_why_freeze_first", WARMUP, WARMUP, "alice").manual_score
-                    if manual is not None or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.5)
-            finally:
-                browser.close()
-    finally:
-        server.terminate()
+    with running_lab(root, tmp_path, {"TLCOURSE_PROFILE": "grading"}) as (base_url, token), sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            page = browser.new_page()  # log in through the lab (sets the cookie the formgrader's API needs)
+            page.goto(f"{base_url}/lab?token={token}", wait_until="domcontentloaded", timeout=120_000)
+            page.wait_for_function("() => window.jupyterapp !== undefined || document.readyState === 'complete'",
+                                   timeout=120_000)
+            page.goto(f"{base_url}/formgrader/submissions/{notebook_id}/", wait_until="domcontentloaded",
+                      timeout=120_000)
+            expect(page.get_by_text(answer.split(".")[0][:40]).first).to_be_visible(timeout=60_000)
+            score = page.locator("input#ex4_why_freeze_first")
+            expect(score).to_be_visible(timeout=60_000)
+            score.fill("1.5")
+            score.press("Tab")  # "change" saves the grade through the formgrader's API
+            expect(page.locator(".score-saved").first).to_be_attached(timeout=30_000)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "formgrader.png"))
+            deadline = time.monotonic() + 30
+            while True:
+                with Gradebook(db) as gb:
+                    manual = gb.find_grade("ex4_why_freeze_first", WARMUP, WARMUP, "alice").manual_score
+                if manual is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+        finally:
+            browser.close()
     assert manual == 1.5, "the formgrader did not store the manual grade"
     out = tmp_path / "export.csv"
     exported = run_tlcourse("export", "--lms", "csv", "--out", str(out), "--root", str(root))

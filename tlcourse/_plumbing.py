@@ -10,10 +10,12 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-__all__ = ["Batch", "BATCH_ADAPTERS", "read_batch", "to_device", "logits_of", "first_tensor", "as_loader",
-           "choose"]
+from tlcourse.config import profile
+
+__all__ = ["Batch", "BATCH_ADAPTERS", "read_batch", "to_device", "logits_of", "first_tensor", "make_loader",
+           "as_loader", "choose"]
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
@@ -130,8 +132,45 @@ def first_tensor(output: Any) -> torch.Tensor:
     raise TypeError(f"cannot find a tensor in a layer output of type {type(output).__name__}")
 
 
+def _in_memory(data: Any) -> bool:
+    while isinstance(data, Subset):
+        data = data.dataset
+    return isinstance(data, TensorDataset) or bool(getattr(data, "in_memory", False))
+
+
+def make_loader(
+    data: Dataset,
+    *,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    device: torch.device | str | None = None,
+    num_workers: int | None = None,
+    **kwargs: Any,
+) -> DataLoader:
+    """A DataLoader with the profile's batch size and workers, set up for ``device`` (every tlcourse verb uses it).
+
+    * workers: ``num_workers``, else the profile's — but none for data already in memory (a ``TensorDataset``, a
+      ``Subset`` of one, or a dataset whose class sets ``in_memory = True``): there a worker process adds nothing but
+      its start-up time, which is long in a notebook holding a CUDA context;
+    * ``persistent_workers`` when there are workers: they start once per loader, not at every epoch;
+    * ``pin_memory`` on CUDA. Other keyword arguments go to ``DataLoader``.
+
+    Example:
+        >>> dl = make_loader(TensorDataset(torch.zeros(10, 3)), batch_size=4)
+        >>> len(dl), dl.num_workers
+        (3, 0)
+    """
+    prof = profile()
+    workers = prof.num_workers if num_workers is None else int(num_workers)
+    if num_workers is None and _in_memory(data):
+        workers = 0
+    dev = torch.device(device) if device is not None else None
+    return DataLoader(data, batch_size=int(batch_size or prof.batch_size), shuffle=shuffle, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=dev is not None and dev.type == "cuda", **kwargs)
+
+
 def as_loader(data: Any, batch_size: int | None, device: torch.device, shuffle: bool = False) -> DataLoader:
-    """A DataLoader as it is, or a Dataset batched by ``tlcourse.data.make_loader`` for ``device``.
+    """A DataLoader as it is, or a Dataset batched by :func:`make_loader` for ``device``.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -147,8 +186,6 @@ def as_loader(data: Any, batch_size: int | None, device: torch.device, shuffle: 
         return data
     if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
         raise TypeError(f"expected a DataLoader or a Dataset (with __getitem__ and __len__), got {type(data)}")
-    from tlcourse.data import make_loader
-
     return make_loader(data, batch_size=batch_size, shuffle=shuffle, device=device)
 
 

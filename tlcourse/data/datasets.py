@@ -5,6 +5,7 @@ chosen indices, transform) that feature caches key on.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from torchvision.datasets import ImageFolder
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["ArrayImageDataset", "TextDataset", "ImageFolderSubset"]
+__all__ = ["ArrayImageDataset", "TextDataset", "ImageFolderSubset", "select_indices", "fingerprint"]
 
 
 class ArrayImageDataset(Dataset):
@@ -113,7 +114,6 @@ class ImageFolderSubset(ImageFolder):
         limit: int | None = None,
         seed: int = 0,
     ) -> None:
-        from tlcourse.data.loaders import fingerprint, select_indices  # loaders imports this module
 
         super().__init__(str(root), transform=transform)
         indices = select_indices(self.targets, per_class=per_class, limit=limit, seed=seed)
@@ -121,3 +121,45 @@ class ImageFolderSubset(ImageFolder):
         self.imgs = self.samples
         self.targets = [t for _, t in self.samples]
         self.fingerprint = fingerprint(name, split, indices, transform)
+
+
+def select_indices(
+    targets: Sequence[int] | np.ndarray, *, per_class: int | None = None, limit: int | None = None, seed: int = 0
+) -> np.ndarray:
+    """Indices of a seeded subset: ``per_class`` keeps the first k of each class after a seeded shuffle, then
+    ``limit`` keeps a seeded stratified subset of n (all when n ≥ the size). Returned sorted.
+
+    Example:
+        >>> select_indices([0, 0, 0, 1, 1, 1], per_class=2).size
+        4
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    idx = np.arange(len(targets))
+    for arg, value in (("per_class", per_class), ("limit", limit)):
+        if value is not None and (not isinstance(value, int | np.integer) or value < 1):
+            raise ValueError(f"{arg} must be a positive int or None, got {value!r}")
+    if per_class is not None:
+        order = np.random.default_rng(seed).permutation(len(targets))
+        keep = [order[targets[order] == c][:per_class] for c in np.unique(targets)]
+        idx = np.sort(np.concatenate(keep)) if keep else idx
+    if limit is not None and limit < len(idx):
+        from sklearn.model_selection import train_test_split
+
+        try:
+            idx, _ = train_test_split(idx, train_size=limit, stratify=targets[idx], random_state=seed)
+        except ValueError:  # too few per class to stratify: plain seeded sample
+            idx = np.random.default_rng(seed).choice(idx, size=limit, replace=False)
+        idx = np.sort(idx)
+    return idx
+
+
+def fingerprint(name: str, split: str, indices: Sequence[int] | np.ndarray, transform: Any) -> str:
+    """The identity of a loaded dataset that feature caches key on: name, split, size, a hash of the chosen
+    indices and the transform's ``repr``.
+
+    Example:
+        >>> fingerprint("usps", "test", [0, 1], None)
+        'usps|test|n=2|idx=9d34149fbd1fe777|transform=None'
+    """
+    h = hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+    return f"{name}|{split}|n={len(indices)}|idx={h}|transform={transform!r}"

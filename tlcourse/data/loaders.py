@@ -1,26 +1,30 @@
 """The ``load_*`` functions — one per dataset of the registry, each returning a ``torch.utils.data.Dataset`` with
 ``classes``, ``targets`` and a ``fingerprint`` — and the helpers every loader and tlcourse verb shares:
-:func:`select_indices` (seeded subsets), :func:`fingerprint` and :func:`make_loader`.
+:func:`make_loader` (re-exported from ``tlcourse._plumbing``); ``select_indices`` and ``fingerprint`` live in
+``datasets``.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from tlcourse._plumbing import choose
+from tlcourse._plumbing import choose, make_loader
 from tlcourse.config import profile
 from tlcourse.data.catalog import AMAZON_DOMAINS, DATASETS, DatasetSpec
-from tlcourse.data.datasets import ArrayImageDataset, ImageFolderSubset, TextDataset
+from tlcourse.data.datasets import (
+    ArrayImageDataset,
+    ImageFolderSubset,
+    TextDataset,
+    fingerprint,
+    select_indices,
+)
 from tlcourse.data.store import fetch
 
 __all__ = [
@@ -40,85 +44,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------------------
 # DataLoaders, subsets and fingerprints
 # ----------------------------------------------------------------------------------------------------------------
-def _in_memory(data: Any) -> bool:
-    while isinstance(data, Subset):
-        data = data.dataset
-    return isinstance(data, TensorDataset) or bool(getattr(data, "in_memory", False))
-
-
-def make_loader(
-    data: Dataset,
-    *,
-    batch_size: int | None = None,
-    shuffle: bool = False,
-    device: torch.device | str | None = None,
-    num_workers: int | None = None,
-    **kwargs: Any,
-) -> DataLoader:
-    """A DataLoader with the profile's batch size and workers, set up for ``device`` (every tlcourse verb uses it).
-
-    * workers: ``num_workers``, else the profile's — but none for data already in memory (a ``TensorDataset``, a
-      ``Subset`` of one, or a dataset whose class sets ``in_memory = True``): there a worker process adds nothing but
-      its start-up time, which is long in a notebook holding a CUDA context;
-    * ``persistent_workers`` when there are workers: they start once per loader, not at every epoch;
-    * ``pin_memory`` on CUDA. Other keyword arguments go to ``DataLoader``.
-
-    Example:
-        >>> dl = make_loader(TensorDataset(torch.zeros(10, 3)), batch_size=4)
-        >>> len(dl), dl.num_workers
-        (3, 0)
-    """
-    prof = profile()
-    workers = prof.num_workers if num_workers is None else int(num_workers)
-    if num_workers is None and _in_memory(data):
-        workers = 0
-    dev = torch.device(device) if device is not None else None
-    return DataLoader(data, batch_size=int(batch_size or prof.batch_size), shuffle=shuffle, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=dev is not None and dev.type == "cuda", **kwargs)
-
-
-def select_indices(
-    targets: Sequence[int] | np.ndarray, *, per_class: int | None = None, limit: int | None = None, seed: int = 0
-) -> np.ndarray:
-    """Indices of a seeded subset: ``per_class`` keeps the first k of each class after a seeded shuffle, then
-    ``limit`` keeps a seeded stratified subset of n (all when n ≥ the size). Returned sorted.
-
-    Example:
-        >>> select_indices([0, 0, 0, 1, 1, 1], per_class=2).size
-        4
-    """
-    targets = np.asarray(targets, dtype=np.int64)
-    idx = np.arange(len(targets))
-    for arg, value in (("per_class", per_class), ("limit", limit)):
-        if value is not None and (not isinstance(value, int | np.integer) or value < 1):
-            raise ValueError(f"{arg} must be a positive int or None, got {value!r}")
-    if per_class is not None:
-        order = np.random.default_rng(seed).permutation(len(targets))
-        keep = [order[targets[order] == c][:per_class] for c in np.unique(targets)]
-        idx = np.sort(np.concatenate(keep)) if keep else idx
-    if limit is not None and limit < len(idx):
-        from sklearn.model_selection import train_test_split
-
-        try:
-            idx, _ = train_test_split(idx, train_size=limit, stratify=targets[idx], random_state=seed)
-        except ValueError:  # too few per class to stratify: plain seeded sample
-            idx = np.random.default_rng(seed).choice(idx, size=limit, replace=False)
-        idx = np.sort(idx)
-    return idx
-
-
-def fingerprint(name: str, split: str, indices: Sequence[int] | np.ndarray, transform: Any) -> str:
-    """The identity of a loaded dataset that feature caches key on: name, split, size, a hash of the chosen
-    indices and the transform's ``repr``.
-
-    Example:
-        >>> fingerprint("usps", "test", [0, 1], None)
-        'usps|test|n=2|idx=9d34149fbd1fe777|transform=None'
-    """
-    h = hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
-    return f"{name}|{split}|n={len(indices)}|idx={h}|transform={transform!r}"
-
-
 def _default_transform(transform: Any, train_aug: bool, image_size: int | None) -> Any:
     if transform is not None:
         return transform
