@@ -115,7 +115,9 @@ def hub() -> Iterator[Hub]:
     try:
         started = time.monotonic()
         setup_env = dict(os.environ, TLCOURSE_HUB_ENV=str(env_dir), TLCOURSE_EXCHANGE_ROOT=str(exchange),
-                         TLCOURSE_HUB_STATE=str(state), PYTHON="/usr/bin/python3.11")
+                         TLCOURSE_HUB_STATE=str(state), PYTHON="/usr/bin/python3.11",
+                         TLCOURSE_HUB_STUDENTS_GROUP=f"{PREFIX}-students",
+                         TLCOURSE_HUB_INSTRUCTORS_GROUP=f"{PREFIX}-instructors")
         _sh("bash", str(REPO / "deploy" / "hub" / "setup.sh"), "--light", env=setup_env)
         setup_seconds = time.monotonic() - started
         for group in (f"{PREFIX}-students", f"{PREFIX}-instructors"):
@@ -261,6 +263,10 @@ def test_a_class_on_jupyterhub(hub: Hub, tmp_path: Path) -> None:
     assert (rows[STUDENTS[0]]["auto_score"], rows[STUDENTS[1]]["auto_score"]) == ("6", "2"), rows
     assert "6.0" in pages[STUDENTS[0]] and "2.0" in pages[STUDENTS[1]], "each student sees their own score"
     assert "count, do not hard-code" not in pages[STUDENTS[1]], "hidden tests stay hidden in feedback"
+    # every user runs the course's environment and package (installed where they can read it, not in a checkout)
+    probe = _sh(f"{hub.env_dir}/bin/python", "-c", "import tlcourse, tlcourse.grading; print(tlcourse.__file__)",
+                user=STUDENTS[0], cwd=Path("/tmp"), env={"HOME": "/tmp", "PATH": "/usr/bin:/bin"})
+    assert str(hub.env_dir) in probe.stdout, probe.stdout
     # one student cannot read the other's work: not their home, not their submission in the exchange
     bob_home = Path(pwd.getpwnam(STUDENTS[1]).pw_dir)
     assert _sh("cat", str(bob_home / WARMUP / f"{WARMUP}.ipynb"), user=STUDENTS[0], check=False).returncode != 0

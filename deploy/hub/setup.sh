@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One-server JupyterHub for tlcourse, as root on Debian/Ubuntu (Python 3.11 with venv, Node.js for the proxy).
 #   sudo bash deploy/hub/setup.sh           the course environment (the lock + the package + JupyterHub)
-#   sudo bash deploy/hub/setup.sh --light   Jupyter, nbgrader and JupyterHub only (no torch: for tests)
+#   sudo bash deploy/hub/setup.sh --light   Jupyter, nbgrader, JupyterHub and the package, without its heavy
+#                                           dependencies (no torch: for tests)
 # Idempotent. Paths from the environment: TLCOURSE_HUB_ENV (/opt/tlcourse/venv), TLCOURSE_EXCHANGE_ROOT
-# (/srv/nbgrader/exchange), TLCOURSE_HUB_STATE (/srv/jupyterhub), PYTHON (/usr/bin/python3.11).
+# (/srv/nbgrader/exchange), TLCOURSE_HUB_STATE (/srv/jupyterhub), PYTHON (/usr/bin/python3.11), and the groups
+# TLCOURSE_HUB_STUDENTS_GROUP (tlcourse-students), TLCOURSE_HUB_INSTRUCTORS_GROUP (tlcourse-instructors).
 set -euo pipefail
 src="$(cd "$(dirname "$0")/../.." && pwd)"
 env_dir="${TLCOURSE_HUB_ENV:-/opt/tlcourse/venv}"
@@ -21,6 +23,7 @@ trap 'rm -f "$pins"' EXIT
 grep -hv '^-r ' "$src/requirements.txt" "$src/requirements-dev.txt" > "$pins"  # one set of pins: both locks
 if [ "${1:-}" = "--light" ]; then
   "$env_dir/bin/python" -m pip install --quiet -c "$pins" jupyterhub jupyterlab notebook nbgrader
+  "$env_dir/bin/python" -m pip install --quiet --no-deps "$src"
 else
   "$env_dir/bin/python" -m pip install --quiet -r "$src/requirements.txt" -c "$pins" jupyterhub
   "$env_dir/bin/python" -m pip install --quiet --no-deps "$src"
@@ -34,8 +37,8 @@ chmod -R a+rX "$env_dir"
 mkdir -p "$exchange" "$state"
 chmod 0777 "$exchange"
 chmod 0700 "$state"
-groupadd -f tlcourse-students
-groupadd -f tlcourse-instructors
+groupadd -f "${TLCOURSE_HUB_STUDENTS_GROUP:-tlcourse-students}"
+groupadd -f "${TLCOURSE_HUB_INSTRUCTORS_GROUP:-tlcourse-instructors}"
 echo "hub environment: $env_dir · exchange: $exchange · state: $state"
 echo "add people:  useradd -m -K HOME_MODE=0700 -G tlcourse-students alice   (instructors: -G tlcourse-instructors)"
 echo "start:       $env_dir/bin/jupyterhub -f $src/deploy/hub/jupyterhub_config.py"

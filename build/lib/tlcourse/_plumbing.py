@@ -1,0 +1,203 @@
+"""Private plumbing shared by ``train``, ``features``, ``viz``, ``adapt`` and ``data``: batches onto a device,
+model outputs into tensors, datasets into loaders, names into registry entries. One copy of each, so the modules
+that move data cannot drift apart (see ``ARCHITECTURE.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from tlcourse.config import profile
+
+__all__ = ["Batch", "BATCH_ADAPTERS", "read_batch", "to_device", "logits_of", "first_tensor", "make_loader",
+           "as_loader", "choose"]
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Tensors (alone, in dicts, lists or tuples) moved to ``device``; anything else as it is.
+
+    Example:
+        >>> to_device({"x": torch.zeros(1), "n": 3}, torch.device("cpu"))["n"]
+        3
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, Mapping):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+class Batch(NamedTuple):
+    """One batch on the device: model ``inputs``, ``targets`` (None when unlabelled) and ``forward(model)``.
+
+    Example:
+        >>> b = BATCH_ADAPTERS[tuple]((torch.zeros(2, 3), torch.tensor([0, 1])), torch.device("cpu"))
+        >>> b.forward(nn.Linear(3, 2)).shape
+        torch.Size([2, 2])
+    """
+
+    inputs: Any
+    targets: torch.Tensor | None
+    forward: Callable[[nn.Module], Any]
+
+
+def _sequence_batch(batch: Sequence[Any], device: torch.device) -> Batch:
+    """Vision layout: ``(x, y)`` (extra items such as a domain label are ignored) or ``(x,)``."""
+    if len(batch) == 0:
+        raise ValueError("empty batch: expected (inputs, targets)")
+    x = to_device(batch[0], device)
+    y = to_device(batch[1], device) if len(batch) > 1 else None
+    return Batch(x, y, lambda model: model(x))
+
+
+def _mapping_batch(batch: Mapping[str, Any], device: torch.device) -> Batch:
+    """Hugging Face layout: a dict of model inputs plus ``labels`` (or ``label``)."""
+    label_key = next((k for k in ("labels", "label") if k in batch), None)
+    inputs = {k: to_device(v, device) for k, v in batch.items() if k != label_key}
+    y = to_device(batch[label_key], device) if label_key else None
+    return Batch(inputs, y, lambda model: model(**inputs))
+
+
+def _tensor_batch(batch: torch.Tensor, device: torch.device) -> Batch:
+    """Unlabelled layout: a bare input tensor (for ``predict``)."""
+    x = batch.to(device, non_blocking=True)
+    return Batch(x, None, lambda model: model(x))
+
+
+#: Batch layouts, checked in order with ``isinstance``; each maps (batch, device) to a :class:`Batch`.
+BATCH_ADAPTERS: dict[type, Callable[[Any, torch.device], Batch]] = {
+    Mapping: _mapping_batch,
+    tuple: _sequence_batch,
+    list: _sequence_batch,
+    torch.Tensor: _tensor_batch,
+}
+
+
+def read_batch(batch: Any, device: torch.device) -> Batch:
+    """A loader's batch as a :class:`Batch` on ``device`` (the first matching layout of ``BATCH_ADAPTERS``).
+
+    Example:
+        >>> read_batch(torch.zeros(2, 3), torch.device("cpu")).targets is None
+        True
+    """
+    for kind, adapter in BATCH_ADAPTERS.items():
+        if isinstance(batch, kind):
+            return adapter(batch, device)
+    raise TypeError(
+        f"cannot read a batch of type {type(batch).__name__}: expected an (inputs, targets) tuple, a dict with "
+        f"'labels' (Hugging Face), or a tensor; register a new layout in tlcourse.train.BATCH_ADAPTERS"
+    )
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """Logits from a model output: a tensor, an object with ``.logits`` (Hugging Face), or a tuple.
+
+    Example:
+        >>> logits_of((torch.ones(1, 2), None)).shape
+        torch.Size([1, 2])
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, list | tuple) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(
+        f"the model returned {type(output).__name__}; expected logits (a tensor) or an object with .logits"
+    )
+
+
+def first_tensor(output: Any) -> torch.Tensor:
+    """The tensor inside a layer's output: a tensor, a Hugging Face output (``last_hidden_state``), or a tuple.
+
+    Example:
+        >>> first_tensor([torch.zeros(3)]).shape
+        torch.Size([3])
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    hidden = getattr(output, "last_hidden_state", None)
+    if isinstance(hidden, torch.Tensor):
+        return hidden
+    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(f"cannot find a tensor in a layer output of type {type(output).__name__}")
+
+
+def _in_memory(data: Any) -> bool:
+    while isinstance(data, Subset):
+        data = data.dataset
+    return isinstance(data, TensorDataset) or bool(getattr(data, "in_memory", False))
+
+
+def make_loader(
+    data: Dataset,
+    *,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    device: torch.device | str | None = None,
+    num_workers: int | None = None,
+    **kwargs: Any,
+) -> DataLoader:
+    """A DataLoader with the profile's batch size and workers, set up for ``device`` (every tlcourse verb uses it).
+
+    * workers: ``num_workers``, else the profile's — but none for data already in memory (a ``TensorDataset``, a
+      ``Subset`` of one, or a dataset whose class sets ``in_memory = True``): there a worker process adds nothing but
+      its start-up time, which is long in a notebook holding a CUDA context;
+    * ``persistent_workers`` when there are workers: they start once per loader, not at every epoch;
+    * ``pin_memory`` on CUDA. Other keyword arguments go to ``DataLoader``.
+
+    Example:
+        >>> dl = make_loader(TensorDataset(torch.zeros(10, 3)), batch_size=4)
+        >>> len(dl), dl.num_workers
+        (3, 0)
+    """
+    prof = profile()
+    workers = prof.num_workers if num_workers is None else int(num_workers)
+    if num_workers is None and _in_memory(data):
+        workers = 0
+    dev = torch.device(device) if device is not None else None
+    return DataLoader(data, batch_size=int(batch_size or prof.batch_size), shuffle=shuffle, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=dev is not None and dev.type == "cuda", **kwargs)
+
+
+def as_loader(data: Any, batch_size: int | None, device: torch.device, shuffle: bool = False) -> DataLoader:
+    """A DataLoader as it is, or a Dataset batched by :func:`make_loader` for ``device``.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> as_loader(TensorDataset(torch.zeros(5, 2)), 2, torch.device("cpu")).batch_size
+        2
+    """
+    if isinstance(data, DataLoader):
+        if batch_size is not None and data.batch_size not in (None, batch_size):
+            import warnings
+
+            warnings.warn(f"batch_size={batch_size} ignored: the DataLoader given already batches by "
+                          f"{data.batch_size}", stacklevel=3)
+        return data
+    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
+        raise TypeError(f"expected a DataLoader or a Dataset (with __getitem__ and __len__), got {type(data)}")
+    return make_loader(data, batch_size=batch_size, shuffle=shuffle, device=device)
+
+
+def choose(registry: Mapping[str, Any] | Sequence[str], name: str, what: str) -> Any:
+    """The entry of a registry (a mapping) named ``name`` — or ``name`` itself for a list of choices — else a
+    clear error listing the choices. Names are matched as given, then in lower case.
+
+    Example:
+        >>> choose({"adamw": 1, "sgd": 2}, "AdamW", "optimizer")
+        1
+    """
+    for key in (name, str(name).lower()):
+        if key in registry:
+            return registry[key] if isinstance(registry, Mapping) else key
+    raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(registry)}")

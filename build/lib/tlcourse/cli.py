@@ -1,0 +1,266 @@
+"""The ``tlcourse`` command line: ``doctor``, ``data list|fetch|verify``, and the grading commands.
+
+Each command is an entry of a registry; ``tlcourse.grading`` adds ``release``, ``grade``, ``check`` and
+``feedback`` through its ``register_cli(subparsers)``.
+
+Example:
+    $ tlcourse doctor
+    $ tlcourse data fetch hymenoptera
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["main", "doctor", "build_parser", "Check"]
+
+# modules that add their own subcommands with register_cli(subparsers)
+CLI_PLUGINS: tuple[str, ...] = ("tlcourse.grading",)
+
+
+@dataclass
+class Check:
+    """One line of the doctor's report.
+
+    Example:
+        >>> Check("python", True, "3.11").line().startswith("  [ok]")
+        True
+    """
+
+    what: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+    def line(self) -> str:
+        """The check as one printable line."""
+        mark = "ok" if self.ok else ("!!" if self.required else "--")
+        return f"  [{mark}] {self.what:<28} {self.detail}"
+
+
+def _section(title: str, checks: list[Check]) -> str:
+    return "\n".join([title, *(c.line() for c in checks)])
+
+
+def _system_checks() -> list[Check]:
+    import torch
+
+    from tlcourse.config import profile
+    from tlcourse.device import describe_device, get_device
+
+    py_ok = sys.version_info >= (3, 10)
+    checks = [
+        Check("python", py_ok, f"{platform.python_version()} ({sys.executable})"),
+        Check("torch", True, f"{torch.__version__} (CUDA build {torch.version.cuda or 'none'})"),
+        Check("cuda", torch.cuda.is_available(),
+              torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (CPU is fine)",
+              required=False),
+        Check("mps", bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+              "available" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+              else "not available", required=False),
+    ]
+    try:
+        dev = get_device()
+        checks.append(Check("device", True, describe_device(dev)))
+    except RuntimeError as exc:
+        checks.append(Check("device", False, str(exc)))
+    try:
+        p = profile()
+        checks.append(Check("profile", True, f"{p.name}: image {p.image_size}px, {p.epochs} epochs, batch "
+                                            f"{p.batch_size}"))
+    except ValueError as exc:
+        checks.append(Check("profile", False, str(exc)))
+    return checks
+
+
+def _backbone_checks(load: bool) -> list[Check]:
+    from tlcourse.models import BACKBONES, WeightsUnavailableError, load_backbone
+
+    checks = []
+    for name, spec in BACKBONES.items():
+        if not spec.offline:
+            checks.append(Check(name, True, f"online only: downloads {spec.weights} on first use", required=False))
+            continue
+        try:
+            if load:
+                model = load_backbone(name)
+                n = sum(p.numel() for p in model.parameters())
+                checks.append(Check(name, True, f"loads offline ({n:,} parameters, from {spec.pip_package})"))
+            else:
+                mod = importlib.import_module(spec.weights)
+                checks.append(Check(name, True, f"package {spec.pip_package} present ({Path(mod.__file__).parent})"))
+        except (WeightsUnavailableError, ImportError, OSError) as exc:
+            checks.append(Check(name, False, str(exc).splitlines()[0]))
+    return checks
+
+
+def _dataset_checks() -> list[Check]:
+    from tlcourse.data import DATASETS, verify
+
+    checks = []
+    for name in DATASETS:
+        rep = verify(name)
+        if rep.ok:
+            checks.append(Check(name, True, f"{rep.where}: {rep.path}"))
+        else:
+            checks.append(Check(name, False, "; ".join(rep.problems)[:160] + f"  → tlcourse data fetch {name}"))
+    return checks
+
+
+def _disk_checks() -> list[Check]:
+    from tlcourse.data import data_home, mirror_dir
+
+    home = data_home()
+    free = shutil.disk_usage(home).free / 2**30
+    mirror = mirror_dir()
+    return [
+        Check("data home", True, f"{home} (TLCOURSE_DATA_HOME)"),
+        Check("mirror", mirror is not None and mirror.is_dir(),
+              f"{mirror} (TLCOURSE_DATA_MIRROR)" if mirror else "not set (TLCOURSE_DATA_MIRROR)", required=False),
+        Check("free disk", free > 1.0, f"{free:.1f} GiB free in the data home"),
+    ]
+
+
+def doctor(load_weights: bool = True, out: Callable[[str], None] = print) -> int:
+    """Print a readable report of what the course needs; return 0 when everything a lesson needs is there.
+
+    Example:
+        >>> doctor(load_weights=False, out=lambda s: None) in (0, 1)
+        True
+    """
+    sections = {
+        "System": _system_checks(),
+        "Pretrained backbones": _backbone_checks(load_weights),
+        "Datasets": _dataset_checks(),
+        "Storage": _disk_checks(),
+    }
+    out("tlcourse doctor\n")
+    for title, checks in sections.items():
+        out(_section(title, checks) + "\n")
+    failed = [c for checks in sections.values() for c in checks if c.required and not c.ok]
+    if failed:
+        out(f"{len(failed)} problem(s): " + ", ".join(c.what for c in failed))
+        out("Fix: `make setup` installs the packages; `tlcourse data fetch --all` gets the data (or set "
+            "TLCOURSE_DATA_MIRROR to a folder that holds it). See README.md, 'Troubleshooting'.")
+        return 1
+    out("All good: every lesson has what it needs.")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    return doctor(load_weights=not args.quick)
+
+
+def _cmd_data_list(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from tlcourse.data import dataset_status
+
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        print(dataset_status().drop(columns=["path"]).to_string(index=False))
+    return 0
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from tlcourse.data import DATASETS, DatasetUnavailableError, fetch
+
+    names = list(DATASETS) if args.all else args.names
+    if not names:
+        print("name a dataset or pass --all; registered: " + ", ".join(DATASETS), file=sys.stderr)
+        return 2
+    status = 0
+    for name in names:
+        try:
+            print(f"{name}: {fetch(name, progress=not args.quiet)}")
+        except (DatasetUnavailableError, ValueError) as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _cmd_data_verify(args: argparse.Namespace) -> int:
+    from tlcourse.data import DATASETS, verify
+
+    names = args.names or list(DATASETS)
+    reports = []
+    for name in names:
+        try:
+            reports.append(verify(name))
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    for rep in reports:
+        print(rep)
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _add_doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check Python, torch, GPU, backbones and datasets")
+    p.add_argument("--quick", action="store_true", help="check the weight packages without loading the weights")
+    p.set_defaults(func=_cmd_doctor)
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="list, fetch and verify the course datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    dl = dsub.add_parser("list", help="registered datasets and where they are")
+    dl.set_defaults(func=_cmd_data_list)
+    df = dsub.add_parser("fetch", help="make datasets available (data home, mirror, or download)")
+    df.add_argument("names", nargs="*")
+    df.add_argument("--all", action="store_true", help="every registered dataset")
+    df.add_argument("--quiet", action="store_true", help="no progress bars")
+    df.set_defaults(func=_cmd_data_fetch)
+    dv = dsub.add_parser("verify", help="check checksums (all datasets when none is named)")
+    dv.add_argument("names", nargs="*")
+    dv.set_defaults(func=_cmd_data_verify)
+
+
+COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "doctor": _add_doctor,
+    "data": _add_data,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered command and plugin.
+
+    Example:
+        >>> build_parser().parse_args(["doctor", "--quick"]).quick
+        True
+    """
+    parser = argparse.ArgumentParser(prog="tlcourse", description="tlcourse — transfer-learning course tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS.values():
+        add(sub)
+    for modname in CLI_PLUGINS:
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        register = getattr(mod, "register_cli", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tlcourse`` console script.
+
+    Example:
+        >>> main(["data", "verify", "no-such-dataset"])  # doctest: +SKIP
+        2
+    """
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Dataset registry: resolve → verify → load (ARCHITECTURE.md §6).
+
+One registry, :data:`DATASETS`, names every dataset the course uses: where its files live (``folder``), the
+files the loaders read with their sha256 (or, for an image folder, a digest of the sorted ``relpath sha256``
+list), the canonical download URL(s), licence and citation.
+
+:func:`fetch` resolves a dataset in three steps and returns the first *verified* copy:
+
+1. the **data home** (``TLCOURSE_DATA_HOME``; default ``datasets/`` in the checkout);
+2. a read-only **mirror** folder with the same layout (``TLCOURSE_DATA_MIRROR``), never written to;
+3. a **download** with ``pooch.retrieve`` from the canonical URL(s): a progress bar, the sha256 of each file the
+   registry knows checked by pooch, archives unpacked by pooch's processors into a temporary folder in the data
+   home, every listed file verified, then the folder renamed into place.
+
+A checksum mismatch raises :class:`ChecksumError` and the bad file is removed; no network (or ``download=False``)
+raises :class:`DatasetUnavailableError` naming the three ways to get the data.
+
+The loaders (``load_hymenoptera``, ``load_medmnist``, ``load_mnist_test``, ``load_usps``, ``load_rt_polarity``,
+``load_amazon_reviews``, ``load_sst2``) return ``torch.utils.data.Dataset`` objects with ``classes``, ``targets``
+and a ``fingerprint`` string (dataset, split, chosen indices, transform) that feature caches key on.
+
+Modules: ``catalog`` (the registry as data), ``store`` (resolve, verify, download), ``datasets`` (the dataset
+classes), ``loaders`` (the ``load_*`` functions, ``select_indices``, ``make_loader``). Every name below is
+importable from ``tlcourse.data``.
+
+Example:
+    >>> from tlcourse.data import DATASETS, select_indices
+    >>> DATASETS["usps"].folder, select_indices([0, 1, 1], per_class=1).tolist()
+    ('usps', [0, 2])
+"""
+
+from __future__ import annotations
+
+from tlcourse.data.catalog import AMAZON_DOMAINS, DATASETS, DatasetSpec, Download
+from tlcourse.data.datasets import ArrayImageDataset, ImageFolderSubset, TextDataset
+from tlcourse.data.loaders import (
+    load_amazon_reviews,
+    load_hymenoptera,
+    load_medmnist,
+    load_mnist_test,
+    load_rt_polarity,
+    load_sst2,
+    load_usps,
+    make_loader,
+    select_indices,
+)
+from tlcourse.data.store import (
+    EXTRACTORS,
+    ChecksumError,
+    DatasetUnavailableError,
+    VerifyReport,
+    data_home,
+    dataset_status,
+    download_url,
+    fetch,
+    folder_digest,
+    mirror_dir,
+    sha256_file,
+    verify,
+)
+
+__all__ = [
+    "DATASETS",
+    "EXTRACTORS",
+    "AMAZON_DOMAINS",
+    "Download",
+    "DatasetSpec",
+    "DatasetUnavailableError",
+    "ChecksumError",
+    "VerifyReport",
+    "ArrayImageDataset",
+    "ImageFolderSubset",
+    "TextDataset",
+    "data_home",
+    "mirror_dir",
+    "sha256_file",
+    "folder_digest",
+    "download_url",
+    "fetch",
+    "verify",
+    "dataset_status",
+    "select_indices",
+    "make_loader",
+    "load_hymenoptera",
+    "load_medmnist",
+    "load_mnist_test",
+    "load_usps",
+    "load_rt_polarity",
+    "load_amazon_reviews",
+    "load_sst2",
+]

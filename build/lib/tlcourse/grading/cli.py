@@ -1,0 +1,228 @@
+"""The command line of the course life cycle: one registry entry per subcommand (``tlcourse`` adds them)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from tlcourse.grading.check import check_notebook
+from tlcourse.grading.collect import COLLECT_PATTERNS, collect
+from tlcourse.grading.course import CourseError
+from tlcourse.grading.export import EXPORTERS, export_grades
+from tlcourse.grading.feedback import generate_feedback
+from tlcourse.grading.grade import DEFAULT_TIMEOUT, grade
+from tlcourse.grading.release import publish, release
+from tlcourse.grading.sandbox import Limits
+
+__all__ = ["COMMANDS", "register_cli", "main"]
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    try:
+        differences = release(args.root, check=args.check, assignments=args.assignments or None)
+    except CourseError as exc:
+        print(f"tlcourse release: {exc}", file=sys.stderr)
+        return 2
+    if args.check and differences:
+        print("lessons/ is out of date: run `tlcourse release` and commit the result", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    try:
+        limits = Limits(memory_mb=args.memory, processes=args.max_processes, disk_mb=args.disk)
+        rows = grade(args.submissions, args.assignment, out=args.out, jobs=args.jobs, timeout=args.timeout,
+                     cell_timeout=args.cell_timeout, profile=args.profile, feedback=not args.no_feedback,
+                     root=args.root, sandbox=not args.no_sandbox, limits=limits)
+    except CourseError as exc:
+        print(f"tlcourse grade: {exc}", file=sys.stderr)
+        return 2
+    return 0 if rows else 1
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    status = 0
+    for notebook in args.notebooks:
+        try:
+            result = check_notebook(notebook, profile=args.profile, cell_timeout=args.cell_timeout, root=args.root,
+                                    visible_only=args.visible_only)
+        except CourseError as exc:
+            print(f"tlcourse check: {exc}", file=sys.stderr)
+            return 2
+        print(result.report())
+        status = status or (0 if result.passed else 1)
+    return status
+
+
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    try:
+        files = generate_feedback(args.assignment, args.students or None, root=args.root)
+    except CourseError as exc:
+        print(f"tlcourse feedback: {exc}", file=sys.stderr)
+        return 2
+    for f in files:
+        print(f)
+    return 0
+
+
+def _profiles() -> list[str]:
+    from tlcourse.config import PROFILES
+
+    return sorted(PROFILES)
+
+
+def _add_release(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("release", help="regenerate lessons/ from solutions/ with nbgrader",
+                       description="Regenerate the student notebooks in lessons/ from solutions/NN_*.")
+    p.add_argument("assignments", nargs="*", help="only these assignments (default: all)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when lessons/ differ")
+    p.set_defaults(func=_cmd_release)
+    return p
+
+
+def _add_grade(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("grade", help="autograde a folder of submissions; write a CSV and feedback",
+                       description="Autograde <student>/<notebook>.ipynb (or <student>.ipynb) submissions.")
+    p.add_argument("submissions", help="folder of submissions (e.g. course/submitted or an LMS download)")
+    p.add_argument("--assignment", required=True, help="e.g. 00_warmup")
+    p.add_argument("--out", default="grades.csv", help="the grades CSV (default: grades.csv)")
+    p.add_argument("--jobs", type=int, default=1, help="submissions executed at once (default 1)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help=f"seconds one submission may run in all (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: nbgrader_config.py)")
+    p.add_argument("--profile", default="grading", choices=_profiles(), help="run profile (default grading)")
+    p.add_argument("--no-feedback", action="store_true", help="skip the HTML feedback")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run submissions WITHOUT the bubblewrap sandbox, with your permissions (trusted code only)")
+    p.add_argument("--memory", type=int, default=Limits.memory_mb, help="MB of memory per submission")
+    p.add_argument("--max-processes", type=int, default=Limits.processes, help="processes per submission")
+    p.add_argument("--disk", type=int, default=Limits.disk_mb, help="MB of scratch space per submission")
+    p.set_defaults(func=_cmd_grade)
+    return p
+
+
+def _add_check(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("check", help="run a lesson with its tests and print your points",
+                       description="Run notebooks in the grading profile and report each exercise: visible and "
+                                   "hidden tests when the lesson's source notebook is in the course folder, "
+                                   "visible tests only otherwise.")
+    p.add_argument("notebooks", nargs="+", help="e.g. lessons/00_warmup/00_warmup.ipynb")
+    p.add_argument("--visible-only", action="store_true",
+                   help="run only the visible tests (what Validate runs), even when the source is here")
+    p.add_argument("--profile", default="grading", choices=_profiles(), help="run profile (default grading)")
+    p.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (default: nbgrader_config.py)")
+    p.set_defaults(func=_cmd_check)
+    return p
+
+
+def _add_feedback(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("feedback", help="regenerate HTML feedback (e.g. after manual grading)",
+                       description="Regenerate the feedback of autograded submissions, hidden tests removed.")
+    p.add_argument("--assignment", required=True)
+    p.add_argument("students", nargs="*", help="only these students (default: every autograded one)")
+    p.set_defaults(func=_cmd_feedback)
+    return p
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    try:
+        publish(args.target, root=args.root)
+    except CourseError as exc:
+        print(f"tlcourse publish: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_publish(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("publish", help="write the student-facing course (no solutions, no hidden tests) to DIR",
+                       description="Write the lessons, the tlcourse package and the set-up files to a new folder, "
+                                   "for a graded class; solutions/ and every hidden test stay here.")
+    p.add_argument("target", help="a new, empty folder")
+    p.set_defaults(func=_cmd_publish)
+    return p
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    try:
+        path = export_grades(args.lms, args.out, assignments=args.assignments or None, root=args.root,
+                             roster=args.roster)
+    except CourseError as exc:
+        print(f"tlcourse export: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("export", help="write the gradebook as an LMS's import CSV (Canvas, Gradescope, plain)",
+                       description="One row per student of the roster (missing work scores 0), with the "
+                                   "submission time, the late penalty and the score after it.")
+    p.add_argument("--lms", choices=sorted(EXPORTERS), default="csv", help="the CSV format (default: csv)")
+    p.add_argument("--out", required=True, help="the CSV file to write")
+    p.add_argument("--roster", default=None,
+                   help="import this roster first (the LMS's export: Canvas gradebook CSV or id,first,last,email)")
+    p.add_argument("assignments", nargs="*", help="only these assignments (default: every one in the gradebook)")
+    p.set_defaults(func=_cmd_export)
+    return p
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    try:
+        found = collect(args.download, args.assignment, lms=args.lms, root=args.root)
+    except CourseError as exc:
+        print(f"tlcourse collect: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(found)} submission(s) collected into the course's submitted/ folder: {', '.join(found)}")
+    return 0
+
+
+def _add_collect(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("collect", help="sort an LMS download (zip or flat folder) into submitted/<student>/",
+                       description="Unpack and sort a bulk download of an LMS (files named like "
+                                   "name_id_file.ipynb) with nbgrader's zip_collect.")
+    p.add_argument("download", help="the downloaded .zip or a folder of files")
+    p.add_argument("--assignment", required=True)
+    p.add_argument("--lms", choices=sorted(COLLECT_PATTERNS), default="canvas", help="how files are named")
+    p.set_defaults(func=_cmd_collect)
+    return p
+
+
+#: The grading subcommands: name -> function adding its parser.
+COMMANDS: dict[str, Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = {
+    "release": _add_release,
+    "publish": _add_publish,
+    "collect": _add_collect,
+    "grade": _add_grade,
+    "check": _add_check,
+    "feedback": _add_feedback,
+    "export": _add_export,
+}
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add the course life-cycle subcommands (:data:`COMMANDS`) to a ``tlcourse`` parser.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(); register_cli(parser.add_subparsers(dest="command"))
+        >>> parser.parse_args(["grade", "subs", "--assignment", "00_warmup"]).jobs
+        1
+    """
+    for add in COMMANDS.values():
+        p = add(subparsers)
+        p.add_argument("--root", default=None, help="course root (folder with nbgrader_config.py; default: found "
+                                                    "from the current folder up)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tlcourse.grading release|publish|collect|grade|check|feedback|export …`` (as ``tlcourse …``).
+
+    Example:
+        >>> main(["release", "--check"])  # doctest: +SKIP
+        0
+    """
+    parser = argparse.ArgumentParser(prog="python -m tlcourse.grading", description="the course life cycle")
+    register_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)

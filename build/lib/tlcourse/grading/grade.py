@@ -1,0 +1,577 @@
+"""``tlcourse grade``: autograde a folder of submissions, each in a sandboxed worker; this process alone grades.
+
+For each student the parent (this process) reads and sanitises the submission with nbgrader (clear outputs,
+de-duplicate and restore grade cells from the gradebook, fix the kernel), hands the sanitised notebooks to a worker
+(:mod:`.worker`) in a sandbox (:mod:`.sandbox`), and waits at most ``timeout`` seconds. What the worker returns is
+untrusted: the parent checks that every cell it got back is the cell it sent, fails every graded cell whose kernel
+reply was not ``ok`` (whatever its outputs show), and only then lets nbgrader store the grades — the worker never
+sees the gradebook. A broken or hostile submission becomes a CSV row with ``status="error"`` while the batch goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tlcourse.grading.course import (
+    CourseError,
+    _api,
+    _coursedir,
+    _files,
+    _log_errors,
+    _source_notebooks,
+    _step_dir,
+    load_nbgrader_config,
+)
+from tlcourse.grading.gradebook import (
+    GradeRow,
+    _cell_info,
+    _CellInfo,
+    _error_row,
+    _row_from_gradebook,
+    _write_csv,
+)
+from tlcourse.grading.late import apply_due_dates
+from tlcourse.grading.sandbox import (
+    FILES,
+    WORKDIR,
+    Cgroup,
+    Limits,
+    SandboxSpec,
+    bwrap_argv,
+    make_cgroup,
+    rlimits,
+    sandbox_problem,
+)
+from tlcourse.grading.submissions import _archive_submission, _discover, _Submission
+
+__all__ = ["grade", "DEFAULT_TIMEOUT", "SUSPICIOUS"]
+
+DEFAULT_TIMEOUT = 600.0  # seconds per submission (all its notebooks)
+MAX_NOTEBOOK_MB = 20  # a submitted notebook larger than this is refused unread
+#: Names in answer cells that reach into the kernel, the test machinery or the process: legitimate answers never
+#: need them, and a submission that uses them is flagged for a human to read (the sandbox cannot stop a kernel
+#: from lying about its own results).
+SUSPICIOUS = ("get_ipython", "showtraceback", "excepthook", "ipykernel", "InteractiveShell", "__builtins__",
+              "import builtins", "sys.modules", "ctypes", "os.kill", "signal.", "/proc/", "subprocess", "os.fork")
+
+
+@dataclass
+class _Job:
+    """One submission on its way: what was sent, and the worker running it."""
+
+    sub: _Submission
+    home: Path  # host folder of this job: job.json, result.json, progress.json, worker.log, files/
+    notebooks: dict[str, Any] = field(default_factory=dict)  # sanitised notebooks, as sent
+    notes: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    cgroup: Cgroup | None = None
+    started: float = 0.0
+
+
+@dataclass
+class _Batch:
+    """What every job of one `grade` call shares."""
+
+    assignment: str
+    cfg: Any
+    coursedir: Any
+    infos: dict[str, _CellInfo]
+    source_files: dict[str, Path]
+    folder: Path  # the temporary batch folder
+    profile: str
+    jobs: int
+    sandbox: bool
+    limits: Limits
+    execute: dict  # nbgrader Execute settings for the worker
+
+
+# ------------------------------------------------------------------------------------------------ preparing
+def _submission_notes(nb: Any, info: _CellInfo) -> list[str]:
+    """What nbgrader is about to repair in a submission, in words (duplicated / deleted cells, kernel)."""
+    ids = Counter(c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells
+                  if c.metadata.get("nbgrader", {}).get("grade_id"))
+    notes = [f"cell {gid} appears {n} times: only its last copy is graded" for gid, n in sorted(ids.items()) if n > 1]
+    gone = [gid for gid in [*info.tests, *info.written] if gid not in ids]
+    if gone:
+        notes.append("deleted grade cell(s) restored from the source: " + ", ".join(gone))
+    lost = [gid for gid in info.answers if gid not in ids]
+    if lost:
+        notes.append("deleted answer cell(s): " + ", ".join(lost))
+    kernel = nb.metadata.get("kernelspec", {}).get("name")
+    if kernel and kernel != info.kernel:
+        notes.append(f"kernel {kernel!r} replaced by {info.kernel!r}")
+    return notes
+
+
+def _suspicious(nb: Any) -> list[str]:
+    """Names from :data:`SUSPICIOUS` that the submission's own cells (not the locked tests) use."""
+    found = set()
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and not meta.get("locked"):
+            found.update(name for name in SUSPICIOUS if name in cell.source)
+    return sorted(found)
+
+
+def _read_submitted(path: Path) -> Any:
+    import nbformat
+
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_MB * 1024 * 1024:
+        raise CourseError(f"{path.name} is {size / 1e6:.0f} MB, over the {MAX_NOTEBOOK_MB} MB a notebook may have")
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as exc:  # invalid JSON or not a notebook at all
+        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CourseError(f"{path.name} is not a valid notebook file ({msg})") from exc
+
+
+def _sanitise(nb: Any, nb_id: str, student: str, batch: _Batch) -> Any:
+    """nbgrader's autograde sanitising, done here (it reads the gradebook): outputs cleared, duplicated grade ids
+    dropped, deleted grade cells restored, locked cells and the kernel reset to the source's."""
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteCells,
+        OverwriteKernelspec,
+    )
+
+    resources = {"nbgrader": {"notebook": nb_id, "assignment": batch.assignment, "student": student,
+                              "db_url": batch.coursedir.db_url}}
+    try:
+        nb, resources = ClearOutput(config=batch.cfg)(nb, resources)
+        nb, resources = DeduplicateIds(config=batch.cfg)(nb, resources)
+        for cell in nb.cells:  # DeduplicateIds leaves `nbgrader: {}` on the extra copies, which nbgrader rejects
+            if cell.metadata.get("nbgrader") == {}:
+                del cell.metadata["nbgrader"]
+        for pp in (OverwriteKernelspec, OverwriteCells, CheckCellMetadata):
+            nb, resources = pp(config=batch.cfg)(nb, resources)
+    except Exception as exc:
+        raise CourseError(f"nbgrader could not read the grading cells of {nb_id}.ipynb ({type(exc).__name__}: "
+                          f"{str(exc)[:160]}) — the cell metadata were edited; grade it by hand") from exc
+    return nb
+
+
+def _prepare(sub: _Submission, batch: _Batch) -> _Job:
+    """Read, check and sanitise a submission; copy the files its notebooks may read. Raises CourseError."""
+    job = _Job(sub, batch.folder / "students" / sub.student, notes=list(sub.notes))
+    for nb_id, path in sub.notebooks.items():
+        nb = _read_submitted(path)
+        job.notes += _submission_notes(nb, batch.infos[nb_id])
+        flagged = _suspicious(nb)
+        if flagged:
+            job.notes.append(f"review by hand: {nb_id}.ipynb uses {', '.join(flagged)}")
+        job.notebooks[nb_id] = _sanitise(nb, nb_id, sub.student, batch)
+    files = job.home / "files"
+    files.mkdir(parents=True)
+    others = _files(sub.folder, ["*.ipynb", ".*", "timestamp.txt", "submission_secret.txt"]) if sub.folder else {}
+    for rel, path in [*others.items(), *batch.source_files.items()]:  # the course's files win
+        (files / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, files / rel)
+    return job
+
+
+# -------------------------------------------------------------------------------------------------- running
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _grading_env(batch: _Batch, workdir: Path) -> dict[str, str]:
+    """The worker's environment: an allow-list under the sandbox (nothing of the grader's own variables)."""
+    threads = str(max(1, (os.cpu_count() or 1) // batch.jobs))
+    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+           "HOME": str(workdir), "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
+           "TMPDIR": "/tmp" if batch.sandbox else str(workdir / "tmp"), "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1", "NBGRADER_EXECUTION": "autograde",
+           "TLCOURSE_PROFILE": batch.profile, "TLCOURSE_CACHE_DIR": str(workdir / ".cache" / "features"),
+           "HF_HOME": str(workdir / ".cache" / "huggingface"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "TORCH_HOME": str(workdir / ".cache" / "torch"), "MPLCONFIGDIR": str(workdir / ".config" / "matplotlib"),
+           "IPYTHONDIR": str(workdir / ".ipython"), "JUPYTER_CONFIG_DIR": str(workdir / ".jupyter"),
+           "JUPYTER_DATA_DIR": str(workdir / ".local" / "share" / "jupyter"),
+           "JUPYTER_RUNTIME_DIR": str(workdir / ".local" / "share" / "jupyter" / "runtime"),
+           **{var: os.environ.get(var, threads) for var in _THREAD_VARS}}
+    for var in ("TLCOURSE_DATA_MIRROR", "TLCOURSE_DATA_HOME", "TLCOURSE_DEVICE", "CUDA_VISIBLE_DEVICES"):
+        if os.environ.get(var):
+            env[var] = os.environ[var]
+    return env
+
+
+def _data_dirs() -> tuple[Path, ...]:
+    """The read-only data a lesson may load: the mirror and the data home."""
+    from tlcourse.data import data_home, mirror_dir
+
+    dirs = [mirror_dir(), data_home()]
+    return tuple(sorted({d.resolve() for d in dirs if d is not None and d.is_dir()}))
+
+
+def _command(job: _Job, batch: _Batch, fds: dict[str, int]) -> tuple[list[str], dict[str, str] | None]:
+    worker = [sys.executable, "-m", "tlcourse.grading.worker", "--job-fd", str(fds["job"]),
+              "--result-fd", str(fds["result"]), "--progress-fd", str(fds["progress"])]
+    if not batch.sandbox:
+        workdir = job.home / "work"
+        (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+        return worker, {**os.environ, **_grading_env(batch, workdir)}
+    spec = SandboxSpec(WORKDIR, job.home / "files", _grading_env(batch, WORKDIR), batch.limits, _data_dirs())
+    return bwrap_argv(spec, worker), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
+def _start(job: _Job, batch: _Batch) -> None:
+    """Start the worker of a prepared job (the job reaches it through a file descriptor, never a path)."""
+    import nbformat
+
+    workdir = WORKDIR if batch.sandbox else job.home / "work"
+    files = FILES if batch.sandbox else job.home / "files"
+    spec = {"notebooks": {k: nbformat.from_dict(v) for k, v in job.notebooks.items()}, "execute": batch.execute,
+            "files": str(files), "workdir": str(workdir)}
+    (job.home / "job.json").write_text(json.dumps(spec), encoding="utf-8")
+    fds = {"job": os.open(job.home / "job.json", os.O_RDONLY),
+           "result": os.open(job.home / "result.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+           "progress": os.open(job.home / "progress.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)}
+    argv, env = _command(job, batch, fds)
+    job.cgroup = make_cgroup(f"{os.getpid()}-{job.sub.student}", batch.limits)
+    try:
+        with open(job.home / "worker.log", "wb") as log:
+            job.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        env=env, cwd=job.home, pass_fds=tuple(fds.values()),
+                                        preexec_fn=rlimits(batch.limits, job.cgroup), start_new_session=True)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    job.started = time.monotonic()
+
+
+def _stop(job: _Job) -> None:
+    """Kill a worker and everything it started (the sandbox's PID namespace dies with it)."""
+    if job.proc is not None and job.proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.proc.pid, 9)
+        job.proc.wait()
+    _kill_unsandboxed_kernel(job)
+
+
+def _release(job: _Job) -> None:
+    """Empty and remove the job's cgroup (after its limits were read)."""
+    if job.cgroup is not None:
+        job.cgroup.remove()
+
+
+def _kill_unsandboxed_kernel(job: _Job) -> None:
+    """Without a sandbox the kernel runs in a session of its own: stop it by the pid the worker reported."""
+    import psutil
+
+    with contextlib.suppress(OSError, ValueError, json.JSONDecodeError, psutil.Error):
+        pid = json.loads((job.home / "progress.json").read_text() or "{}").get("kernel_pid")
+        if pid:
+            kernel = psutil.Process(int(pid))
+            if "ipykernel" in " ".join(kernel.cmdline()):  # the pid was not reused by someone else
+                kernel.kill()
+
+
+# ------------------------------------------------------------------------------------------------ outcomes
+def _where(job: _Job) -> str:
+    with contextlib.suppress(OSError, json.JSONDecodeError):
+        return json.loads((job.home / "progress.json").read_text() or "{}").get("cell") or "?"
+    return "?"
+
+
+def _limit_reason(job: _Job, batch: _Batch) -> str:
+    if job.cgroup is not None and job.cgroup.out_of_memory():
+        return f" — the memory limit of {batch.limits.memory_mb} MB was reached"
+    if job.cgroup is not None and job.cgroup.hit_process_limit():
+        return f" — the limit of {batch.limits.processes} processes was reached"
+    return ""
+
+
+def _result(job: _Job, batch: _Batch) -> dict:
+    """The worker's result file, size-checked; ``{}`` when it wrote nothing readable."""
+    path = job.home / "result.json"
+    if not path.is_file() or path.stat().st_size == 0:
+        return {}
+    if path.stat().st_size > batch.limits.output_mb * 1024 * 1024:
+        return {"status": "error", "reason": f"the graded notebook is over {batch.limits.output_mb} MB (outputs "
+                                             "too large: print less)"}
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return result if isinstance(result, dict) else {}
+
+
+def _failed_reply(cell: Any, status: str | None) -> None:
+    """A graded cell whose kernel reply was not ``ok`` earns nothing, whatever its outputs show."""
+    if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+        return
+    from nbformat import NotebookNode
+
+    said = "did not run" if status is None else f"the kernel replied {status!r}"
+    cell.setdefault("outputs", []).append(NotebookNode(output_type="error", ename="CellFailed", evalue=said,
+                                                       traceback=[f"CellFailed: {said} (outputs hidden or lost)"]))
+
+
+def _verified(sent: Any, returned: dict) -> Any:
+    """The executed notebook, if it holds exactly the cells that were sent; graded cells failed by their reply."""
+    import nbformat
+
+    try:
+        nb = nbformat.from_dict(returned["notebook"])
+        replies = {int(k): v for k, v in returned.get("replies", {}).items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CourseError("the worker returned no readable notebook: grade by hand") from exc
+    shape = [(c.cell_type, c.source, c.metadata.get("nbgrader")) for c in sent.cells]
+    if [(c.get("cell_type"), c.get("source"), c.get("metadata", {}).get("nbgrader")) for c in nb.cells] != shape:
+        raise CourseError("the executed notebook does not match the one sent for grading (tampering?): grade by hand")
+    for index, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and replies.get(index) != "ok":
+            _failed_reply(cell, replies.get(index))
+    return nb
+
+
+def _outcome(job: _Job, batch: _Batch, timeout: float, timed_out: bool) -> tuple[str, str, float]:
+    """(status, reason, seconds); on "ok" the verified notebooks are staged for nbgrader."""
+    import nbformat
+
+    seconds = round(time.monotonic() - job.started, 1)
+    if timed_out:
+        return "error", (f"stopped after the {timeout:g} s limit per submission while running {_where(job)} (an "
+                         "endless loop?); re-grade with a larger --timeout if the work is just slow"), seconds
+    result = _result(job, batch)
+    if not result:
+        return "error", (f"the grading process ended without a result while running {_where(job)} (killed from "
+                         f"inside?){_limit_reason(job, batch)}"), seconds
+    if result.get("reason"):
+        return "error", result["reason"], seconds
+    staged = batch.folder / "staged" / job.sub.student / batch.assignment
+    for nb_id, sent in job.notebooks.items():
+        returned = result.get("notebooks", {}).get(nb_id)
+        if returned is None:
+            break
+        if result.get("failed") == nb_id:
+            kind = "kernel died" if result.get("problem") == "kernel died" else result.get("problem", "")
+            if kind == "kernel died":
+                return "error", (f"the kernel died while running {_where(job)} of {nb_id}.ipynb (os._exit, a crash, "
+                                 f"or out of memory){_limit_reason(job, batch)}"), seconds
+            return "error", f"{kind} ({nb_id}.ipynb)", seconds
+        try:
+            nb = _verified(sent, returned)
+        except CourseError as exc:
+            return "error", str(exc), seconds
+        staged.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, staged / f"{nb_id}.ipynb")
+    return "ok", "", seconds
+
+
+# ------------------------------------------------------------------------------------------------- grading
+def _writer(cfg: Any, batch_folder: Path) -> Any:
+    """nbgrader's autograde minus clearing outputs and executing (the parent sanitised, the worker executed)."""
+    from nbgrader.converters import Autograde
+
+    writer_cfg = copy.deepcopy(cfg)
+    writer_cfg.CourseDirectory.submitted_directory = str(batch_folder / "staged")
+    traits = Autograde.class_traits()
+    sanitize = cfg.Autograde.get("sanitize_preprocessors", traits["sanitize_preprocessors"].default())
+    execute = cfg.Autograde.get("autograde_preprocessors", traits["autograde_preprocessors"].default())
+    writer_cfg.Autograde.sanitize_preprocessors = [p for p in sanitize if _pp_name(p) != "ClearOutput"]
+    writer_cfg.Autograde.autograde_preprocessors = [p for p in execute if _pp_name(p) != "Execute"]
+    return _api(writer_cfg)
+
+
+def _pp_name(preprocessor: Any) -> str:
+    """A preprocessor's class name, whether it is given as a class or as a dotted string."""
+    return getattr(preprocessor, "__name__", str(preprocessor).rsplit(".", 1)[-1])
+
+
+def _record(job: _Job, batch: _Batch, writer: Any, status: str, reason: str, feedback: bool) -> GradeRow:
+    """Store the grades of a finished job (or its error row); this process is the gradebook's only writer."""
+    sub, coursedir = job.sub, batch.coursedir
+    _archive_submission(sub, _step_dir(coursedir, "submitted_directory"), batch.assignment)
+    if status != "ok":
+        stale = Path(coursedir.format_path(coursedir.feedback_directory, sub.student, batch.assignment))
+        shutil.rmtree(stale, ignore_errors=True)  # never release feedback of an earlier run
+        return _error_row(sub.student, batch.assignment, batch.infos, "; ".join([*job.notes, reason]))
+    staged = batch.folder / "staged" / sub.student / batch.assignment
+    if sub.timestamp is not None:
+        shutil.copyfile(sub.timestamp, staged / "timestamp.txt")
+    secret = sub.folder / "submission_secret.txt" if sub.folder else None
+    if secret is not None and secret.is_file():  # the exchange's key: release_feedback matches feedback with it
+        shutil.copyfile(secret, staged / "submission_secret.txt")
+    res = writer.autograde(batch.assignment, sub.student, force=True, create=True)
+    if not res["success"]:
+        return _error_row(sub.student, batch.assignment, batch.infos, "nbgrader autograde failed: " + _log_errors(res))
+    row = _row_from_gradebook(coursedir, batch.assignment, sub.student, batch.infos, job.notes)
+    if feedback:
+        fb = writer.generate_feedback(batch.assignment, sub.student, force=True)
+        if not fb["success"]:
+            row.reason = "; ".join(filter(None, [row.reason, "feedback failed: " + _log_errors(fb)]))
+    return row
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def grade(submissions: str | os.PathLike[str], assignment: str, out: str | os.PathLike[str] | None = None,
+          jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, cell_timeout: int | None = None,
+          profile: str = "grading", feedback: bool = True, root: str | os.PathLike[str] | None = None,
+          log: Callable[[str], None] = _say, sandbox: bool = True, limits: Limits | None = None) -> list[GradeRow]:
+    """Autograde every submission in a folder; write the grades CSV and the feedback; return the rows.
+
+    ``submissions`` holds ``<student>/<notebook>.ipynb``, ``<student>/<assignment>/<notebook>.ipynb`` (nbgrader's
+    ``submitted/`` folder) or ``<student>.ipynb``. Each runs in a sandboxed worker (``sandbox=False`` only for
+    trusted code on a machine without bubblewrap) with ``limits`` and at most ``timeout`` seconds; ``jobs`` run at
+    once. A failure is a row with ``status="error"``.
+
+    Example:
+        >>> rows = grade("course/submitted", "00_warmup", out="grades.csv", jobs=2)  # doctest: +SKIP
+        >>> rows[0].status  # doctest: +SKIP
+        'ok'
+    """
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    from tlcourse.config import PROFILES
+
+    if profile not in PROFILES:
+        raise CourseError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    if jobs < 1 or timeout <= 0:
+        raise CourseError(f"--jobs must be >= 1 and --timeout > 0 (got {jobs}, {timeout})")
+    problem = sandbox_problem() if sandbox else None
+    if problem:
+        raise CourseError(f"no sandbox for student code on this machine: {problem}. Submissions are hostile until "
+                          "proven otherwise; to grade trusted code without one, pass --no-sandbox")
+    with warnings.catch_warnings(), _terminate_as_exit():
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader 0.9 + SQLAlchemy 2 warn about its sessions
+        rows = _grade_all(Path(submissions).resolve(), assignment, jobs, timeout, cell_timeout, profile, feedback,
+                          root, log, sandbox, limits or Limits())
+    if out is not None:
+        _write_csv(rows, Path(out))
+    ok = sum(r.status == "ok" for r in rows)
+    log(f"{ok} graded, {len(rows) - ok} error(s)" + (f"; grades in {out}" if out is not None else ""))
+    return sorted(rows, key=lambda r: r.student_id)
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM raises SystemExit, so the workers and their kernels are stopped on the way out."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _open_batch(assignment: str, folder: Path, root: Any, cell_timeout: int | None, profile: str, jobs: int,
+                sandbox: bool, limits: Limits) -> _Batch:
+    cfg = load_nbgrader_config(root)
+    coursedir = _coursedir(cfg)
+    source_nbs = _source_notebooks(cfg, assignment)
+    build = copy.deepcopy(cfg)  # the assignment in the gradebook (points changed in solutions/ are picked up)
+    build.CourseDirectory.release_directory = str(folder / "release")
+    result = _api(build).generate_assignment(assignment, force=True, create=True)
+    if not result["success"]:
+        raise CourseError(f"nbgrader could not record {assignment} in the gradebook:\n{_log_errors(result)}")
+    apply_due_dates(cfg, coursedir, assignment)
+    source_dir = _step_dir(coursedir, "source_directory") / assignment
+    execute = {"timeout": int(cell_timeout or cfg.Execute.get("timeout", 120)),
+               "kernel_name": cfg.Execute.get("kernel_name", "python3"),
+               "interrupt_on_timeout": bool(cfg.Execute.get("interrupt_on_timeout", True))}
+    return _Batch(assignment, cfg, coursedir, _cell_info(source_nbs),
+                  _files(source_dir, [*coursedir.ignore, "*.ipynb"]), folder, profile, jobs, sandbox, limits, execute)
+
+
+def _grade_all(submissions: Path, assignment: str, jobs: int, timeout: float, cell_timeout: int | None,
+               profile: str, feedback: bool, root: Any, log: Callable[[str], None], sandbox: bool,
+               limits: Limits) -> list[GradeRow]:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tlcourse-grade-") as tmp:
+        batch = _open_batch(assignment, Path(tmp), root, cell_timeout, profile, jobs, sandbox, limits)
+        subs = _discover(submissions, assignment, list(batch.infos))
+        writer = _writer(batch.cfg, batch.folder)
+        log(f"grading {len(subs)} submission(s) of {assignment} in the {profile} profile, {jobs} at a time, at most "
+            f"{timeout:g} s each, " + ("in a sandbox" if sandbox else "WITHOUT a sandbox (--no-sandbox)"))
+        rows: list[GradeRow] = []
+
+        def finish(job: _Job, status: str, reason: str, seconds: float) -> None:
+            rows.append(_record(job, batch, writer, status, reason, feedback))
+            row = rows[-1]
+            log(f"  [{len(rows)}/{len(subs)}] {job.sub.student:<20} {row.status:<5} {row.score:g}/{row.max_score:g}  "
+                f"{seconds:.1f} s" + (f"  {row.reason}" if row.reason else ""))
+
+        _run_all(subs, batch, timeout, finish)
+        _copy_logs(batch)
+    log(f"{len(rows)} submission(s) in {time.monotonic() - started:.1f} s")
+    return rows
+
+
+def _run_all(subs: list[_Submission], batch: _Batch, timeout: float,
+             finish: Callable[[_Job, str, str, float], None]) -> None:
+    """Workers execute, ``batch.jobs`` at a time; a finished worker's slot is refilled before its grades are
+    written, so execution never waits for the gradebook."""
+    pending, running, done = list(subs), [], []
+    try:
+        while pending or running or done:
+            for job in list(running):
+                exited = job.proc.poll() is not None
+                late = not exited and time.monotonic() - job.started > timeout
+                if exited or late:
+                    _stop(job)
+                    running.remove(job)
+                    done.append((job, *_outcome(job, batch, timeout, late)))
+                    _release(job)
+            while pending and len(running) < batch.jobs:
+                job, problem = _launch(pending.pop(0), batch)
+                if problem:
+                    done.append((job, "error", problem, 0.0))
+                else:
+                    running.append(job)
+            if done:
+                finish(*done.pop(0))
+            else:
+                time.sleep(0.1)
+    finally:
+        for job in running:
+            _stop(job)
+            _release(job)
+
+
+def _launch(sub: _Submission, batch: _Batch) -> tuple[_Job, str]:
+    """Prepare and start one submission: (the job, "") — or (the job, why it cannot run)."""
+    if sub.problem:
+        return _Job(sub, batch.folder, notes=list(sub.notes)), sub.problem
+    try:
+        job = _prepare(sub, batch)
+    except CourseError as exc:
+        return _Job(sub, batch.folder, notes=list(sub.notes)), str(exc)
+    _start(job, batch)
+    return job, ""
+
+
+def _copy_logs(batch: _Batch) -> None:
+    logs = _step_dir(batch.coursedir, "autograded_directory").parent / "logs" / batch.assignment
+    for log_file in (batch.folder / "students").glob("*/worker.log"):
+        logs.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log_file, logs / f"{log_file.parent.name}.log")

@@ -1,0 +1,177 @@
+"""``release`` regenerates the student lessons from the sources; ``publish`` writes the student-facing course."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tlcourse.grading.course import (
+    ASSIGNMENT_PATTERN,
+    CourseError,
+    _api,
+    _coursedir,
+    _files,
+    _log_errors,
+    _source_notebooks,
+    _step_dir,
+    find_course_root,
+    list_assignments,
+    load_nbgrader_config,
+)
+from tlcourse.grading.hidden import BEGIN_HIDDEN, distinctive, hidden_secrets_of
+
+__all__ = ["release", "publish", "PUBLISHED"]
+
+
+def release(root: str | os.PathLike[str] | None = None, check: bool = False,
+            assignments: Sequence[str] | None = None, out: Callable[[str], None] = print) -> list[str]:
+    """Regenerate ``lessons/`` from ``solutions/`` with nbgrader; return the differences found.
+
+    With ``check=True`` nothing is written (and the gradebook is not touched): the returned list says which
+    lesson files are missing, stale or different from a fresh generation. Without it, only those files are
+    written or removed, and the assignments are recorded in the gradebook.
+
+    Example:
+        >>> release(check=True, out=lambda s: None)  # in sync: no differences  # doctest: +SKIP
+        []
+    """
+    cfg = load_nbgrader_config(root)
+    coursedir = _coursedir(cfg)
+    lessons = _step_dir(coursedir, "release_directory")
+    names = list(assignments) if assignments else list_assignments(coursedir.root)
+    for name in names:
+        _source_notebooks(cfg, name)  # clear error for an unknown assignment
+    ignore = list(coursedir.ignore)
+    differences: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="tlcourse-release-") as tmp:
+        build = copy.deepcopy(cfg)
+        build.CourseDirectory.release_directory = tmp
+        if check:
+            build.GenerateAssignment.no_database = True
+            build.SaveCells.enabled = False
+        api = _api(build)
+        for name in names:
+            result = api.generate_assignment(name, force=True, create=True)
+            if not result["success"] and not check:  # e.g. grade cells added after submissions were graded
+                out(f"  warning: {name} was not recorded in the gradebook ({_log_errors(result).strip()}); "
+                    "lessons/ are generated anyway")
+                pure = copy.deepcopy(build)
+                pure.GenerateAssignment.no_database = True
+                pure.SaveCells.enabled = False
+                result = _api(pure).generate_assignment(name, force=True, create=True)
+            if not result["success"]:
+                raise CourseError(f"nbgrader could not generate {name}:\n{_log_errors(result)}")
+            fresh, current = _files(Path(tmp) / name, ignore), _files(lessons / name, ignore)
+            for rel in sorted(set(fresh) | set(current)):
+                shown = f"{lessons.name}/{name}/{rel}"
+                if rel not in current:
+                    differences.append(f"{shown}: missing")
+                elif rel not in fresh:
+                    differences.append(f"{shown}: stale (no longer generated)")
+                elif fresh[rel].read_bytes() != current[rel].read_bytes():
+                    differences.append(f"{shown}: differs from a fresh generation")
+                else:
+                    continue
+                if not check:
+                    target = lessons / name / rel
+                    if rel in fresh:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(fresh[rel], target)
+                    else:
+                        target.unlink()
+        if not assignments:
+            known = set(names)
+            for stale in sorted(p for p in lessons.glob("*") if p.is_dir() and ASSIGNMENT_PATTERN.match(p.name)):
+                if stale.name not in known:
+                    differences.append(f"{lessons.name}/{stale.name}: stale (no solutions/{stale.name})")
+                    if not check:
+                        shutil.rmtree(stale)
+    verb = "differ" if check else "updated"
+    for line in differences:
+        out(f"  {line}")
+    out(f"{len(names)} assignment(s): " + (f"{len(differences)} file(s) {verb}" if differences else
+                                             "lessons/ in sync with solutions/"))
+    return differences
+
+
+
+#: What a graded class gets (``tlcourse publish``): the package, the lessons, the data registry and how to set up.
+#: Never ``solutions/`` (hidden tests and worked answers), ``tests/`` (wrong submissions), benchmarks or CI.
+PUBLISHED: tuple[str, ...] = (
+    "README.md", "LICENSE", "pyproject.toml", "requirements.txt", "constraints.txt", "environment.yml",
+    "nbgrader_config.py", "datasets/README.md", "lessons", "tlcourse",
+)
+_NEVER = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
+
+
+def _secrets(root: Path) -> list[str]:
+    import nbformat
+
+    found: set[str] = set()
+    for nb_path in sorted((root / "solutions").glob("*/*.ipynb")):
+        found.update(hidden_secrets_of(nbformat.read(nb_path, as_version=4)))
+    return distinctive(sorted(found))
+
+
+def _leaked(folder: Path, secrets: Sequence[str]) -> list[str]:
+    """Files under ``folder`` that quote a hidden test (or hold a lesson with a hidden-test region)."""
+    bad = []
+    for rel, path in _files(folder, []).items():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if any(s in text for s in secrets) or (rel.endswith(".ipynb") and BEGIN_HIDDEN in text):
+            bad.append(rel)
+    return bad
+
+
+def _revision(root: Path) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def publish(target: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+            out: Callable[[str], None] = print) -> list[str]:
+    """Write the student-facing course to ``target`` — no solutions, no hidden tests — and return its files.
+
+    For a graded class: keep this repository private and give students the published copy (a repository of its
+    own, or nbgitpuller). The copy is checked after writing: a file quoting a hidden test is an error.
+
+    Example:
+        >>> files = publish("/tmp/class-copy", out=lambda s: None)  # doctest: +SKIP
+        >>> "solutions" in {f.split("/")[0] for f in files}  # doctest: +SKIP
+        False
+    """
+    course = find_course_root(root)
+    dest = Path(target).resolve()
+    if dest == course or course in dest.parents:
+        raise CourseError(f"publish into a folder outside the course, not {dest}")
+    if dest.exists() and any(dest.iterdir()):
+        raise CourseError(f"{dest} is not empty: publish into a new folder (old copies may hold stale files)")
+    for name in PUBLISHED:
+        source = course / name
+        if source.is_dir():
+            for rel, path in _files(source, _NEVER).items():
+                (dest / name / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest / name / rel)
+        elif source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    (dest / "PUBLISHED.md").write_text(
+        f"# Published course\n\nWritten by `tlcourse publish` from revision {_revision(course)} of the course "
+        "repository. It holds the lessons, the `tlcourse` package and the set-up files; the worked solutions and "
+        "hidden tests stay with the instructors.\n", encoding="utf-8")
+    leaked = _leaked(dest, _secrets(course))
+    if leaked:
+        shutil.rmtree(dest)
+        raise CourseError("the published copy quoted hidden tests (removed it): " + ", ".join(leaked))
+    files = sorted(_files(dest, []))
+    out(f"published {len(files)} files to {dest} (no solutions, no hidden tests)")
+    return files

@@ -1,0 +1,721 @@
+"""Text helpers for the NLP lessons (04 domain adaptation, 06 sentiment): tokenised data, pooling, sentence
+embeddings with an on-disk cache, a mean-pooling sentence classifier, word vectors, an error pager.
+
+* **Tokenised data.** :class:`TokenizedTexts` tokenises a list of texts once (truncated, not padded);
+  :class:`TextCollate` pads a batch to its longest member (or tokenises raw ``(text, label)`` items) and returns the
+  dict that Hugging Face models and ``tlcourse.train.fit`` read (``input_ids``, ``attention_mask``, ``labels``);
+  :class:`LengthGroupedSampler` puts sentences of similar length in the same batch, so little compute is spent on
+  padding; :func:`text_loader` wires the three into a ``DataLoader``.
+* **Pooling.** :data:`POOLINGS` turns token vectors ``(B, T, H)`` into one vector per text ``(B, H)``:
+  ``mean`` (attention-mask-weighted mean: how all-MiniLM-L6-v2 was trained), ``cls`` (first token), ``max``.
+* **Sentence embeddings.** :func:`encode_sentences` runs a frozen encoder over texts and pools them; results are
+  cached as ``.npy`` files in ``tlcourse.features.cache_dir()`` keyed on the weights, texts and settings.
+  :func:`sentence_encoder` is the shared frozen copy it uses.
+* **Classifier.** :class:`SentenceClassifier` = encoder + pooling + linear head; forward returns logits, so
+  ``fit`` / ``evaluate`` / ``predict`` train and score it like any other model; :func:`predict_texts` predicts
+  a list of texts and returns the results in the order of the texts.
+* **Words.** :func:`static_neighbours` searches the input embedding matrix (one vector per word piece, whatever the
+  context); :func:`contextual_vector` reads a word's vector in a sentence from the encoder's hidden states.
+* **Error analysis.** :func:`text_error_pager`: an ipywidgets pager over the misclassified texts.
+
+Example:
+    >>> import torch
+    >>> h = torch.ones(1, 3, 2); h[0, 2] = 9.0          # the third token is padding
+    >>> mean_pool(h, torch.tensor([[1, 1, 0]])).tolist()
+    [[1.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from tlcourse.config import profile
+from tlcourse.device import get_device
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ipywidgets
+
+__all__ = [
+    "POOLINGS",
+    "mean_pool",
+    "cls_pool",
+    "max_pool",
+    "TokenizedTexts",
+    "TextCollate",
+    "LengthGroupedSampler",
+    "text_loader",
+    "SentenceClassifier",
+    "load_sentence_classifier",
+    "sentence_encoder",
+    "encode_sentences",
+    "predict_texts",
+    "static_neighbours",
+    "contextual_vector",
+    "text_error_pager",
+]
+
+CACHE_FORMAT = 1  # bump when the meaning of a cached sentence-embedding file changes
+
+
+# ---------------------------------------------------------------------------------------------------- pooling
+def _mask(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    if attention_mask is None:
+        return torch.ones(hidden.shape[:2], dtype=hidden.dtype, device=hidden.device)
+    if attention_mask.shape != hidden.shape[:2]:
+        raise ValueError(f"attention_mask {tuple(attention_mask.shape)} does not match tokens {tuple(hidden.shape[:2])}")
+    return attention_mask.to(hidden.dtype)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of the token vectors of each text over its real tokens (``attention_mask`` 1), ignoring padding.
+
+    Example:
+        >>> h = torch.tensor([[[1.0], [3.0], [100.0]]])
+        >>> mean_pool(h, torch.tensor([[1, 1, 0]])).tolist()
+        [[2.0]]
+    """
+    m = _mask(hidden, attention_mask).unsqueeze(-1)
+    return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+
+
+def cls_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The first token's vector (``[CLS]`` for BERT models).
+
+    Example:
+        >>> cls_pool(torch.tensor([[[1.0], [3.0]]])).tolist()
+        [[1.0]]
+    """
+    return hidden[:, 0]
+
+
+def max_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-dimension maximum over the real tokens.
+
+    Example:
+        >>> max_pool(torch.tensor([[[1.0], [3.0], [100.0]]]), torch.tensor([[1, 1, 0]])).tolist()
+        [[3.0]]
+    """
+    m = _mask(hidden, attention_mask).unsqueeze(-1)
+    return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
+
+
+#: Pooling name → fn(hidden (B, T, H), attention_mask (B, T)) → (B, H).
+POOLINGS: dict[str, Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]] = {
+    "mean": mean_pool,
+    "cls": cls_pool,
+    "max": max_pool,
+}
+
+
+def _pooling(name: str) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    if name not in POOLINGS:
+        raise ValueError(f"unknown pooling {name!r}; choose one of {sorted(POOLINGS)}")
+    return POOLINGS[name]
+
+
+# ------------------------------------------------------------------------------------------------ tokenised data
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode("utf-8")).hexdigest()
+
+
+def _texts_and_labels(data: Any) -> tuple[list[str], list[int] | None]:
+    """Texts and labels of a ``TextDataset`` (``.texts``/``.targets``), a list of (text, label) or of texts."""
+    if hasattr(data, "texts"):
+        targets = getattr(data, "targets", None)
+        return list(data.texts), None if targets is None else [int(t) for t in targets]
+    items = list(data)
+    if items and isinstance(items[0], str):
+        return items, None
+    return [str(t) for t, _ in items], [int(y) for _, y in items]
+
+
+def _tokenizer_name(tokenizer: Any) -> str:
+    return str(getattr(tokenizer, "name_or_path", type(tokenizer).__name__)).rstrip("/").split("/")[-1]
+
+
+class TokenizedTexts(Dataset):
+    """Texts tokenised once — truncated to ``max_length``, not padded — with their labels.
+
+    Items are dicts ``{"input_ids": [...], "attention_mask": [...], "labels": int}`` (``token_type_ids`` too when
+    the tokenizer makes them); :class:`TextCollate` pads a list of them into a batch. ``lengths`` holds the token
+    counts; ``fingerprint`` changes with the texts, labels, tokenizer and ``max_length``.
+
+    Example:
+        >>> from tlcourse.models import load_tokenizer
+        >>> ds = TokenizedTexts(["a fine film", "dull"], [1, 0], load_tokenizer("minilm"), max_length=8)
+        >>> ds.lengths, ds[1]["input_ids"]
+        ([5, 3], [101, 10634, 102])
+    """
+
+    in_memory = True  # tlcourse.data.make_loader starts no worker processes for it
+
+    def __init__(self, texts: Sequence[str], labels: Sequence[int] | None, tokenizer: Any, max_length: int) -> None:
+        if max_length < 2:
+            raise ValueError(f"max_length must be >= 2 (room for [CLS] and [SEP]), got {max_length}")
+        self.texts = [str(t) for t in texts]
+        self.labels = None if labels is None else [int(y) for y in labels]
+        if self.labels is not None and len(self.labels) != len(self.texts):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+        self.max_length = int(max_length)
+        enc = tokenizer(self.texts, truncation=True, max_length=self.max_length) if self.texts else {}
+        self.encodings: dict[str, list[list[int]]] = {k: list(v) for k, v in dict(enc).items()}
+        self.lengths: list[int] = [len(ids) for ids in self.encodings.get("input_ids", [])]
+        self.fingerprint = (f"tokenized|{_tokenizer_name(tokenizer)}|max_length={self.max_length}|"
+                            f"{_digest(self.texts, self.labels)[:24]}")
+
+    @classmethod
+    def from_data(cls, data: Any, tokenizer: Any, max_length: int) -> TokenizedTexts:
+        """From a ``TextDataset`` (or a list of ``(text, label)`` pairs, or of texts).
+
+        Example:
+            >>> from tlcourse.models import load_tokenizer
+            >>> len(TokenizedTexts.from_data([("good", 1), ("bad", 0)], load_tokenizer("minilm"), 16))
+            2
+        """
+        texts, labels = _texts_and_labels(data)
+        return cls(texts, labels, tokenizer, max_length)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item: dict[str, Any] = {k: v[i] for k, v in self.encodings.items()}
+        if self.labels is not None:
+            item["labels"] = self.labels[i]
+        return item
+
+    def __repr__(self) -> str:
+        mean = float(np.mean(self.lengths)) if self.lengths else 0.0
+        return f"TokenizedTexts({len(self)} texts, max_length={self.max_length}, mean length {mean:.1f} tokens)"
+
+
+class TextCollate:
+    """``collate_fn`` that makes a Hugging Face batch: a dict of ``input_ids``, ``attention_mask`` (padded to the
+    longest text of the batch) and ``labels``.
+
+    Items are dicts from :class:`TokenizedTexts` (padded only), ``(text, label)`` pairs or bare texts (tokenised
+    here, truncated to ``max_length``). Picklable, so DataLoader workers can use it.
+
+    Example:
+        >>> from tlcourse.models import load_tokenizer
+        >>> batch = TextCollate(load_tokenizer("minilm"), max_length=16)([("a fine film", 1), ("dull", 0)])
+        >>> sorted(batch), batch["input_ids"].shape, batch["labels"].tolist()
+        (['attention_mask', 'input_ids', 'labels', 'token_type_ids'], torch.Size([2, 5]), [1, 0])
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int = 128) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.fingerprint = f"TextCollate({_tokenizer_name(tokenizer)}, max_length={self.max_length})"
+
+    def __call__(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
+        if not items:
+            raise ValueError("empty batch")
+        first = items[0]
+        labels: list[int] | None
+        if isinstance(first, Mapping):
+            labels = [int(it["labels"]) for it in items] if "labels" in first else None
+            features = [{k: v for k, v in it.items() if k != "labels"} for it in items]
+            batch = dict(self.tokenizer.pad(features, padding=True, return_tensors="pt"))
+        else:
+            if isinstance(first, str):
+                texts, labels = list(items), None
+            else:
+                texts, labels = [str(t) for t, _ in items], [int(y) for _, y in items]
+            batch = dict(self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                        return_tensors="pt"))
+        if labels is not None:
+            batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        return batch
+
+    def __repr__(self) -> str:
+        return self.fingerprint
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Indices ordered so that each run of ``batch_size`` holds texts of similar length: less padding, less compute.
+
+    ``shuffle=False``: longest first (a deterministic order for evaluation). ``shuffle=True``: a new seeded
+    permutation each epoch, cut into chunks of ``chunk * batch_size``, each chunk sorted by length and cut into
+    batches, and the batches shuffled (Hugging Face's ``group_by_length`` does the same).
+
+    Example:
+        >>> list(LengthGroupedSampler([3, 9, 5, 1], batch_size=2, shuffle=False))
+        [1, 2, 0, 3]
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
+                 chunk: int = 50) -> None:
+        if batch_size < 1 or chunk < 1:
+            raise ValueError(f"batch_size and chunk must be >= 1, got {batch_size}, {chunk}")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size, self.shuffle, self.seed, self.chunk = int(batch_size), bool(shuffle), int(seed), int(chunk)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def order(self, epoch: int = 0) -> np.ndarray:
+        """The indices of one epoch (``epoch`` seeds the shuffle).
+
+        Example:
+            >>> sorted(LengthGroupedSampler([1, 2, 3], 2).order(0).tolist())
+            [0, 1, 2]
+        """
+        if not self.shuffle:
+            return np.argsort(-self.lengths, kind="stable")
+        rng = np.random.default_rng(self.seed + epoch)
+        perm = rng.permutation(len(self.lengths))
+        size = self.batch_size * self.chunk
+        batches: list[np.ndarray] = []
+        for start in range(0, len(perm), size):
+            part = perm[start:start + size]
+            part = part[np.argsort(-self.lengths[part], kind="stable")]
+            batches += [part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+        if not batches:
+            return perm
+        return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.order(self.epoch)
+        self.epoch += 1
+        return iter(order.tolist())
+
+
+def text_loader(
+    data: Any,
+    tokenizer: Any,
+    *,
+    max_length: int,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    by_length: bool = True,
+    seed: int = 0,
+    num_workers: int | None = None,
+) -> DataLoader:
+    """A DataLoader of Hugging Face batches (dicts with ``labels``) for ``fit`` / ``evaluate`` / ``predict``.
+
+    ``data``: a :class:`TokenizedTexts` (used as it is), a ``TextDataset``, or a list of ``(text, label)``;
+    texts are tokenised once. ``by_length`` groups texts of similar length (:class:`LengthGroupedSampler`); without
+    ``shuffle`` the order is longest first, so predictions come back in *that* order — :func:`predict_texts`
+    puts them back in the texts' order. ``batch_size`` defaults to the profile's; the texts are in memory, so no
+    worker processes unless ``num_workers`` asks for them.
+
+    Example:
+        >>> from tlcourse.models import load_tokenizer
+        >>> dl = text_loader([("good", 1), ("a truly bad film", 0)], load_tokenizer("minilm"), max_length=16)
+        >>> next(iter(dl))["input_ids"].shape
+        torch.Size([2, 6])
+    """
+    ds = data if isinstance(data, TokenizedTexts) else TokenizedTexts.from_data(data, tokenizer, max_length)
+    prof = profile()
+    bs = int(batch_size or prof.batch_size)
+    sampler = LengthGroupedSampler(ds.lengths, bs, shuffle=shuffle, seed=seed) if by_length else None
+    generator = torch.Generator().manual_seed(seed) if shuffle and not by_length else None
+    from tlcourse.data import make_loader
+
+    return make_loader(ds, batch_size=bs, shuffle=shuffle and not by_length, sampler=sampler, generator=generator,
+                       collate_fn=TextCollate(tokenizer, max_length), num_workers=num_workers)
+
+
+# --------------------------------------------------------------------------------------------------- classifier
+class SentenceClassifier(nn.Module):
+    """Encoder + pooling + linear head: ``forward(input_ids, attention_mask, ...)`` returns logits ``(B, labels)``.
+
+    ``BertForSequenceClassification`` classifies from the ``[CLS]`` token through a pooler layer; sentence
+    encoders such as all-MiniLM-L6-v2 were trained on the **mean** of their token vectors, so this head reads
+    the pooled vector the encoder was trained to produce (``pooling`` from :data:`POOLINGS`). The encoder is
+    ``self.bert`` (its unused ``pooler`` is removed), the head ``self.classifier``; ``tlcourse.freeze`` sees
+    the layer groups embeddings, encoder.0 … encoder.N-1, head.
+
+    Example:
+        >>> tok, model = load_sentence_classifier("minilm", num_labels=2)
+        >>> batch = TextCollate(tok)(["a fine film", "dull"])
+        >>> model(**batch).shape
+        torch.Size([2, 2])
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "mean", dropout: float = 0.0) -> None:
+        super().__init__()
+        if num_labels < 1:
+            raise ValueError(f"num_labels must be >= 1, got {num_labels}")
+        _pooling(pooling)
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None  # BERT's [CLS] pooler: unused here, and it would never get a gradient
+        self.bert = encoder
+        self.config = encoder.config  # peft and Hugging Face utilities read model.config
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(int(encoder.config.hidden_size), int(num_labels))
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+              token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled text vectors ``(B, H)`` that the head reads.
+
+        Example:
+            >>> tok, model = load_sentence_classifier("minilm")
+            >>> model.embed(**TextCollate(tok)(["ok"])).shape
+            torch.Size([1, 384])
+        """
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return _pooling(self.pooling)(out.last_hidden_state, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+        return self.classifier(self.dropout(self.embed(input_ids, attention_mask, token_type_ids)))
+
+
+def _groups_sentence_classifier(m: nn.Module) -> list[Any]:
+    from tlcourse.freeze import LayerGroup
+
+    groups = [LayerGroup("embeddings", [m.bert.embeddings])]
+    groups += [LayerGroup(f"encoder.{i}", [layer]) for i, layer in enumerate(m.bert.encoder.layer)]
+    groups.append(LayerGroup("head", [m.classifier]))
+    return groups
+
+
+def _register_layer_groups() -> None:
+    from tlcourse.freeze import LAYER_GROUPERS
+
+    LAYER_GROUPERS.setdefault("SentenceClassifier", _groups_sentence_classifier)
+
+
+_register_layer_groups()
+
+
+def load_sentence_classifier(name: str = "minilm", num_labels: int = 2, pooling: str = "mean",
+                             dropout: float = 0.0) -> tuple[Any, SentenceClassifier]:
+    """``(tokenizer, SentenceClassifier)``: a pretrained text encoder, ``pooling``, a new head of ``num_labels``.
+
+    Example:
+        >>> tok, model = load_sentence_classifier("minilm", num_labels=3)
+        >>> model.classifier.out_features, model.pooling
+        (3, 'mean')
+    """
+    from tlcourse.models import load_backbone, load_tokenizer
+
+    model = SentenceClassifier(load_backbone(name), num_labels, pooling=pooling, dropout=dropout)
+    model.tlcourse_backbone = name  # type: ignore[attr-defined]
+    model.tlcourse_weights = getattr(model.bert, "tlcourse_weights", name)  # type: ignore[attr-defined]
+    return load_tokenizer(name), model
+
+
+# -------------------------------------------------------------------------------------------- sentence vectors
+@lru_cache(maxsize=2)
+def sentence_encoder(name: str = "minilm") -> tuple[Any, nn.Module]:
+    """``(tokenizer, encoder)`` of a registered text backbone, loaded once per session and shared (eval mode).
+
+    :func:`encode_sentences`, :func:`static_neighbours` and :func:`contextual_vector` use this copy when given a
+    name; read from it freely, but train a model of your own (``load_sentence_classifier``), not this one.
+
+    Example:
+        >>> tok, enc = sentence_encoder("minilm")
+        >>> sentence_encoder("minilm")[1] is enc, enc.config.hidden_size
+        (True, 384)
+    """
+    from tlcourse.models import load_backbone, load_tokenizer
+
+    return load_tokenizer(name), load_backbone(name).eval()
+
+
+@lru_cache(maxsize=2)
+def _registered_weights(name: str) -> str:
+    """Digest of a registered encoder's weights (computed once per session: they never change)."""
+    from tlcourse.features import weights_fingerprint
+
+    return weights_fingerprint(sentence_encoder(name)[1])
+
+
+def _encoder_of(model: nn.Module) -> nn.Module:
+    """The bare encoder: a SentenceClassifier's ``bert``, a ``...ForSequenceClassification``'s base model."""
+    if isinstance(model, SentenceClassifier):
+        return model.bert
+    base = getattr(model, "base_model", None)
+    return base if isinstance(base, nn.Module) and base is not model else model
+
+
+def _embedding_cache_path(key: str, name: str, pooling: str) -> Path:
+    from tlcourse.features import cache_dir
+
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    return cache_dir() / f"text-{safe}-{pooling}-{key[:24]}.npy"
+
+
+def _run_encoder(encoder: nn.Module, tokenizer: Any, texts: list[str], pool: Callable, max_length: int,
+                 batch_size: int, device: torch.device, progress: bool, desc: str) -> np.ndarray:
+    """Pooled vectors of ``texts`` in their order (batches of similar length; eval mode, no gradients)."""
+    ds = TokenizedTexts(texts, None, tokenizer, max_length)
+    order = np.argsort(-np.asarray(ds.lengths), kind="stable")
+    collate = TextCollate(tokenizer, max_length)
+    out = np.zeros((len(texts), int(encoder.config.hidden_size)), dtype=np.float32)
+    was_training = encoder.training
+    encoder.eval().to(device)
+    try:
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=not progress):
+                idx = order[start:start + batch_size]
+                batch = {k: v.to(device) for k, v in collate([ds[int(i)] for i in idx]).items()}
+                hidden = encoder(**batch).last_hidden_state
+                out[idx] = pool(hidden, batch["attention_mask"]).float().cpu().numpy()
+    finally:
+        encoder.train(was_training)
+    return out
+
+
+def encode_sentences(
+    texts: Sequence[str],
+    model: str | nn.Module = "minilm",
+    *,
+    tokenizer: Any = None,
+    batch_size: int = 64,
+    max_length: int = 128,
+    pooling: str = "mean",
+    normalize: bool = False,
+    cache: bool = True,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Frozen sentence embeddings ``(N, H)`` (float32, in the order of ``texts``), cached on disk.
+
+    ``model`` is a registered text backbone name (``"minilm"``: all-MiniLM-L6-v2, the tokenizer comes with it) or
+    a loaded encoder / :class:`SentenceClassifier` / ``...ForSequenceClassification`` (then pass ``tokenizer``).
+    Texts are truncated to ``max_length`` tokens, run in batches of similar length, and pooled with ``pooling``
+    (:data:`POOLINGS`); ``normalize`` scales each vector to unit length (what sentence-transformers does for
+    all-MiniLM-L6-v2). The cache file (``tlcourse.features.cache_dir()``) is keyed on a digest of every weight,
+    the texts, ``max_length``, ``pooling`` and ``normalize``; ``cache=False`` skips it.
+
+    Example:
+        >>> X = encode_sentences(["a gripping, moving film", "a dull mess"], max_length=32, progress=False)
+        >>> X.shape, X.dtype
+        ((2, 384), dtype('float32'))
+    """
+    from tlcourse.features import weights_fingerprint
+
+    pool = _pooling(pooling)
+    texts = [str(t) for t in texts]
+    if isinstance(model, str):
+        tok, encoder = sentence_encoder(model)
+        tokenizer = tokenizer or tok
+        name, weights = model, _registered_weights(model)
+    else:
+        if tokenizer is None:
+            raise ValueError("pass the model's tokenizer: encode_sentences(texts, model, tokenizer=tok)")
+        encoder = _encoder_of(model)
+        name = str(getattr(model, "tlcourse_backbone", type(encoder).__name__))
+        weights = weights_fingerprint(encoder) if cache else ""
+    dev = torch.device(device) if device is not None else get_device()
+    if not texts:
+        return np.zeros((0, int(encoder.config.hidden_size)), dtype=np.float32)
+    key = _digest(CACHE_FORMAT, name, weights, _tokenizer_name(tokenizer), max_length, pooling, texts)
+    path = _embedding_cache_path(key, name, pooling)
+    vectors = None
+    if cache and path.is_file():
+        try:
+            vectors = np.load(path)
+        except (OSError, ValueError):  # a truncated or foreign file: recompute
+            path.unlink(missing_ok=True)
+    if vectors is None or vectors.shape[0] != len(texts):
+        vectors = _run_encoder(encoder, tokenizer, texts, pool, max_length, batch_size, dev, progress,
+                               f"encode {len(texts)} texts")
+        if cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.save(f, vectors)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+    if normalize:
+        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+    return vectors.astype(np.float32, copy=False)
+
+
+def predict_texts(
+    model: nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    max_length: int = 128,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(predicted classes (N,), probabilities (N, K))`` of a text classifier, in the order of ``texts``.
+
+    Batches hold texts of similar length (fast); the results are put back in the input order.
+
+    Example:
+        >>> tok, model = load_sentence_classifier("minilm")
+        >>> preds, probs = predict_texts(model, tok, ["great", "awful film"], progress=False)
+        >>> preds.shape, probs.shape
+        ((2,), (2, 2))
+    """
+    from tlcourse.train import predict
+
+    texts = [str(t) for t in texts]
+    loader = text_loader(texts, tokenizer, max_length=max_length, batch_size=batch_size, shuffle=False)
+    order = loader.sampler.order()  # type: ignore[union-attr]
+    preds, probs = predict(model, loader, device=device, return_probs=True, progress=progress)
+    out_preds, out_probs = np.empty_like(preds), np.empty_like(probs)
+    out_preds[order], out_probs[order] = preds, probs
+    return out_preds, out_probs
+
+
+# ---------------------------------------------------------------------------------------------------- words
+def _input_embeddings(model: nn.Module) -> torch.Tensor:
+    return _encoder_of(model).get_input_embeddings().weight
+
+
+def _model_and_tokenizer(model: str | nn.Module, tokenizer: Any, usage: str) -> tuple[Any, nn.Module]:
+    """(tokenizer, model) from a registry name (its own tokenizer unless one is given) or a module + tokenizer."""
+    if isinstance(model, str):
+        tok, encoder = sentence_encoder(model)
+        return tokenizer or tok, encoder
+    if tokenizer is None:
+        raise ValueError(f"pass the model's tokenizer: {usage}")
+    return tokenizer, model
+
+
+def static_neighbours(word: str, model: str | nn.Module = "minilm", *, tokenizer: Any = None,
+                      k: int = 8) -> list[tuple[str, float]]:
+    """The ``k`` word pieces whose **input embeddings** (the static, context-free vectors) are closest to ``word``'s
+    by cosine similarity, most similar first (``[unused…]`` and special tokens skipped).
+
+    ``word`` must be one word piece of the vocabulary (``tokenizer.tokenize(word)`` gives one piece).
+
+    Example:
+        >>> [w for w, _ in static_neighbours("good", k=3)]  # doctest: +SKIP
+        ['great', 'bad', 'nice']
+    """
+    tokenizer, encoder = _model_and_tokenizer(model, tokenizer, "static_neighbours(word, model, tokenizer=tok)")
+    pieces = tokenizer.tokenize(word)
+    if len(pieces) != 1:
+        raise ValueError(f"{word!r} is split into {pieces}: pick a word that is a single word piece")
+    table = _input_embeddings(encoder).detach().float()
+    unit = table / table.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    wid = tokenizer.convert_tokens_to_ids(pieces[0])
+    sims = unit @ unit[wid]
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(sims))))
+    special = set(getattr(tokenizer, "all_special_tokens", []))
+    out: list[tuple[str, float]] = []
+    for i in torch.argsort(sims, descending=True).tolist():
+        tok_i = vocab[i]
+        if i == wid or tok_i in special or tok_i.startswith("[unused") or tok_i.startswith("##"):
+            continue
+        out.append((tok_i, float(sims[i])))
+        if len(out) == k:
+            break
+    return out
+
+
+def contextual_vector(sentence: str, word: str, model: str | nn.Module = "minilm", *, tokenizer: Any = None,
+                      layer: int = -1, occurrence: int = 0) -> torch.Tensor:
+    """The hidden vector ``(H,)`` of ``word`` inside ``sentence`` (mean over its word pieces) at ``layer``
+    (``0``: the embedding layer's output, ``-1``: the last layer).
+
+    Example:
+        >>> a = contextual_vector("we sat on the river bank", "bank")
+        >>> b = contextual_vector("she opened a bank account", "bank")
+        >>> a.shape, bool(torch.cosine_similarity(a, b, dim=0) < 0.99)
+        (torch.Size([384]), True)
+    """
+    tokenizer, encoder = _model_and_tokenizer(model, tokenizer,
+                                              "contextual_vector(sentence, word, model, tokenizer=tok)")
+    encoder = _encoder_of(encoder)
+    target = tokenizer(word, add_special_tokens=False)["input_ids"]
+    enc = tokenizer(sentence, return_tensors="pt")
+    ids = enc["input_ids"][0].tolist()
+    starts = [i for i in range(len(ids) - len(target) + 1) if ids[i:i + len(target)] == target]
+    if len(starts) <= occurrence:
+        raise ValueError(f"{word!r} (pieces {tokenizer.convert_ids_to_tokens(target)}) occurs {len(starts)} time(s) "
+                         f"in {sentence!r}")
+    start = starts[occurrence]
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.inference_mode():
+            dev = next(encoder.parameters()).device
+            out = encoder(**{k: v.to(dev) for k, v in enc.items()}, output_hidden_states=True)
+    finally:
+        encoder.train(was_training)
+    hidden = out.hidden_states[layer][0]
+    return hidden[start:start + len(target)].mean(dim=0).float().cpu()
+
+
+# ------------------------------------------------------------------------------------------------ error pager
+def text_error_pager(
+    texts: Sequence[str],
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    probs: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    *,
+    most_confident_first: bool = True,
+    max_chars: int = 1200,
+) -> ipywidgets.VBox:
+    """Widget paging through the misclassified texts: Prev/Next buttons, a caption, the text.
+
+    ``probs`` (N, K) gives each error's confidence (probability of the predicted class); with it and
+    ``most_confident_first`` the most confident mistakes come first — the most instructive ones. Children:
+    ``HBox([Prev, Next])``, an ``HTML`` caption, an ``HTML`` text. Long texts are cut at ``max_chars``.
+
+    Example:
+        >>> w = text_error_pager(["good", "bad", "fine"], [1, 0, 1], [1, 1, 0])
+        >>> "1/2" in w.children[1].value
+        True
+    """
+    import ipywidgets as widgets
+
+    from tlcourse.viz import mistake_pager
+
+    t = np.asarray(y_true).reshape(-1)
+    p = np.asarray(y_pred).reshape(-1)
+    items = [str(x) for x in texts]
+    if not len(items) == len(t) == len(p):
+        raise ValueError(f"got {len(items)} texts, {len(t)} true labels and {len(p)} predictions: they must match")
+    conf = None
+    if probs is not None:
+        probs = np.asarray(probs, dtype=float)
+        if probs.shape[0] != len(items):
+            raise ValueError(f"got {len(items)} texts but {probs.shape[0]} rows of probs")
+        conf = probs[np.arange(len(p)), p.astype(int)] if probs.ndim == 2 else probs
+    wrong = [i for i in range(len(items)) if t[i] != p[i]]
+    if conf is not None and most_confident_first:
+        wrong.sort(key=lambda i: -conf[i])
+
+    def name(label: Any) -> str:
+        return str(class_names[int(label)]) if class_names is not None else str(label)
+
+    body = widgets.HTML()
+
+    def caption_for(idx: int) -> str:
+        text = (f"text #{idx}: true <b>{html.escape(name(t[idx]))}</b>, predicted "
+                f"<b style='color:#c0392b'>{html.escape(name(p[idx]))}</b>")
+        if conf is not None:
+            text += f" (confidence {float(conf[idx]):.2f})"
+        return text
+
+    def draw(idx: int | None) -> None:
+        if idx is None:
+            body.value = ""
+            return
+        shown = items[idx] if len(items[idx]) <= max_chars else items[idx][:max_chars] + " …"
+        body.value = f"<blockquote style='max-width:60em'>{html.escape(shown)}</blockquote>"
+
+    return mistake_pager(wrong, caption_for, draw, body, f"No misclassified texts among {len(items)}.", "mistake")
