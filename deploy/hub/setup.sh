@@ -18,16 +18,18 @@ command -v bwrap >/dev/null || echo "note: install bubblewrap (apt install bubbl
 
 # the environment every user's server runs: readable by all, writable by root only
 "$python" -m venv "$env_dir"
-pins="$(mktemp)"
-trap 'rm -f "$pins"' EXIT
-grep -hv '^-r ' "$src/requirements.txt" "$src/requirements-dev.txt" > "$pins"  # one set of pins: both locks
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+grep -hv '^-r ' "$src/requirements.txt" "$src/requirements-dev.txt" > "$work/pins.txt"  # both locks' pins
 if [ "${1:-}" = "--light" ]; then
-  "$env_dir/bin/python" -m pip install --quiet -c "$pins" jupyterhub jupyterlab notebook nbgrader
-  "$env_dir/bin/python" -m pip install --quiet --no-deps "$src"
+  "$env_dir/bin/python" -m pip install --quiet -c "$work/pins.txt" jupyterhub jupyterlab notebook nbgrader
 else
-  "$env_dir/bin/python" -m pip install --quiet -r "$src/requirements.txt" -c "$pins" jupyterhub
-  "$env_dir/bin/python" -m pip install --quiet --no-deps "$src"
+  "$env_dir/bin/python" -m pip install --quiet -r "$src/requirements.txt" -c "$work/pins.txt" jupyterhub
 fi
+# the package itself, built from a copy: a build in the checkout would leave build/ behind in it
+mkdir "$work/package"
+cp -r "$src/pyproject.toml" "$src/README.md" "$src/tlcourse" "$work/package/"
+"$env_dir/bin/python" -m pip install --quiet --no-deps "$work/package"
 "$env_dir/bin/jupyter" labextension enable --level=sys_prefix nbgrader >/dev/null
 mkdir -p "$env_dir/etc/jupyter"
 install -m 644 "$src/deploy/hub/nbgrader_config.py" "$env_dir/etc/jupyter/nbgrader_config.py"
