@@ -96,6 +96,18 @@ def read_batch(batch: Any, device: torch.device) -> Batch:
     )
 
 
+def _tensor_in(output: Any, attribute: str) -> torch.Tensor | None:
+    """The tensor a model or layer returned: the output itself, its ``attribute``, or the first item of a tuple."""
+    if isinstance(output, torch.Tensor):
+        return output
+    inside = getattr(output, attribute, None)
+    if isinstance(inside, torch.Tensor):
+        return inside
+    if isinstance(output, list | tuple) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    return None
+
+
 def logits_of(output: Any) -> torch.Tensor:
     """Logits from a model output: a tensor, an object with ``.logits`` (Hugging Face), or a tuple.
 
@@ -103,16 +115,12 @@ def logits_of(output: Any) -> torch.Tensor:
         >>> logits_of((torch.ones(1, 2), None)).shape
         torch.Size([1, 2])
     """
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, list | tuple) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise TypeError(
-        f"the model returned {type(output).__name__}; expected logits (a tensor) or an object with .logits"
-    )
+    logits = _tensor_in(output, "logits")
+    if logits is None:
+        raise TypeError(
+            f"the model returned {type(output).__name__}; expected logits (a tensor) or an object with .logits"
+        )
+    return logits
 
 
 def first_tensor(output: Any) -> torch.Tensor:
@@ -122,14 +130,10 @@ def first_tensor(output: Any) -> torch.Tensor:
         >>> first_tensor([torch.zeros(3)]).shape
         torch.Size([3])
     """
-    if isinstance(output, torch.Tensor):
-        return output
-    hidden = getattr(output, "last_hidden_state", None)
-    if isinstance(hidden, torch.Tensor):
-        return hidden
-    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise TypeError(f"cannot find a tensor in a layer output of type {type(output).__name__}")
+    tensor = _tensor_in(output, "last_hidden_state")
+    if tensor is None:
+        raise TypeError(f"cannot find a tensor in a layer output of type {type(output).__name__}")
+    return tensor
 
 
 def _in_memory(data: Any) -> bool:

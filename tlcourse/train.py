@@ -358,13 +358,10 @@ class _Run:
     use_amp: bool
     groups: list[dict]
     base_lr: float
+    trainable: list[nn.Parameter]  # every parameter of ``groups``
     grad_clip: float | None = None
     train_bn: bool = True
     stop: bool = False  # a callback asks the loop to stop after this batch / epoch
-
-    @property
-    def trainable(self) -> list[nn.Parameter]:
-        return [p for g in self.groups for p in g["params"]]
 
 
 def _setup(model: nn.Module, train_data: Data, *, lr: float | Sequence[Mapping[str, Any]], optimizer: str,
@@ -385,7 +382,8 @@ def _setup(model: nn.Module, train_data: Data, *, lr: float | Sequence[Mapping[s
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())  # bf16: none
     criterion = _make_loss(loss_fn, class_weights, dev)
     opt = opt_factory(groups, base_lr, weight_decay, momentum)
-    return _Run(model, dev, loader, opt, criterion, scaler, use_amp, groups, base_lr, grad_clip, train_bn)
+    trainable = [p for g in groups for p in g["params"]]
+    return _Run(model, dev, loader, opt, criterion, scaler, use_amp, groups, base_lr, trainable, grad_clip, train_bn)
 
 
 def _train_step(run: _Run, batch: Batch) -> float:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from tlcourse.config import environ
-from tlcourse.grading.course import CourseError, _ensure_tools_on_path, find_course_root, load_nbgrader_config
+from tlcourse.grading.course import (
+    CourseError,
+    _ensure_tools_on_path,
+    find_course_root,
+    load_nbgrader_config,
+    read_notebook,
+)
+from tlcourse.grading.gradebook import _cell_label
 from tlcourse.grading.hidden import _ANSI, BEGIN_HIDDEN, END_HIDDEN, _hidden_spans, strip_hidden_tests
 
 __all__ = ["CheckResult", "check_notebook", "find_source_notebook"]
@@ -199,10 +206,7 @@ def check_notebook(path: str | os.PathLike[str], profile: str = "grading", cell_
     file = Path(path)
     if not file.is_file():
         raise CourseError(f"{file} does not exist")
-    try:
-        nb = nbformat.read(file, as_version=4)
-    except Exception as exc:
-        raise CourseError(f"{file} is not a valid notebook ({str(exc).splitlines()[0][:160]})") from exc
+    nb = read_notebook(file, str(file))
     source = None if visible_only else find_source_notebook(file.name, root, near=file.parent)
     nb = _with_tests(nb, nbformat.read(source, as_version=4) if source else None)
     started = time.monotonic()
@@ -226,10 +230,3 @@ def check_notebook(path: str | os.PathLike[str], profile: str = "grading", cell_
     tests = "visible and hidden tests" if source else "visible tests"
     return CheckResult(str(file), exercises, errors, problem, time.monotonic() - started, tests,
                        str(source) if source else "")
-
-
-
-
-def _cell_label(cell: Any, index: int) -> str:
-    gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-    return gid or f"cell {index + 1}"

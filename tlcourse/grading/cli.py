@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable, Sequence
 
@@ -17,52 +18,55 @@ from tlcourse.grading.sandbox import Limits
 
 __all__ = ["COMMANDS", "register_cli", "main"]
 
+Command = Callable[[argparse.Namespace], int]
 
+
+def _command(name: str) -> Callable[[Command], Command]:
+    """A subcommand whose ``CourseError`` is its message on stderr and exit code 2 (one place for all of them)."""
+    def wrap(fn: Command) -> Command:
+        @functools.wraps(fn)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return fn(args)
+            except CourseError as exc:
+                print(f"tlcourse {name}: {exc}", file=sys.stderr)
+                return 2
+        return run
+    return wrap
+
+
+@_command("release")
 def _cmd_release(args: argparse.Namespace) -> int:
-    try:
-        differences = release(args.root, check=args.check, assignments=args.assignments or None)
-    except CourseError as exc:
-        print(f"tlcourse release: {exc}", file=sys.stderr)
-        return 2
+    differences = release(args.root, check=args.check, assignments=args.assignments or None)
     if args.check and differences:
         print("lessons/ is out of date: run `tlcourse release` and commit the result", file=sys.stderr)
         return 1
     return 0
 
 
+@_command("grade")
 def _cmd_grade(args: argparse.Namespace) -> int:
-    try:
-        limits = Limits(memory_mb=args.memory, processes=args.max_processes, disk_mb=args.disk)
-        rows = grade(args.submissions, args.assignment, out=args.out, jobs=args.jobs, timeout=args.timeout,
-                     cell_timeout=args.cell_timeout, profile=args.profile, feedback=not args.no_feedback,
-                     root=args.root, sandbox=not args.no_sandbox, limits=limits)
-    except CourseError as exc:
-        print(f"tlcourse grade: {exc}", file=sys.stderr)
-        return 2
+    limits = Limits(memory_mb=args.memory, processes=args.max_processes, disk_mb=args.disk)
+    rows = grade(args.submissions, args.assignment, out=args.out, jobs=args.jobs, timeout=args.timeout,
+                 cell_timeout=args.cell_timeout, profile=args.profile, feedback=not args.no_feedback,
+                 root=args.root, sandbox=not args.no_sandbox, limits=limits)
     return 0 if rows else 1
 
 
+@_command("check")
 def _cmd_check(args: argparse.Namespace) -> int:
     status = 0
     for notebook in args.notebooks:
-        try:
-            result = check_notebook(notebook, profile=args.profile, cell_timeout=args.cell_timeout, root=args.root,
-                                    visible_only=args.visible_only)
-        except CourseError as exc:
-            print(f"tlcourse check: {exc}", file=sys.stderr)
-            return 2
+        result = check_notebook(notebook, profile=args.profile, cell_timeout=args.cell_timeout, root=args.root,
+                                visible_only=args.visible_only)
         print(result.report())
         status = status or (0 if result.passed else 1)
     return status
 
 
+@_command("feedback")
 def _cmd_feedback(args: argparse.Namespace) -> int:
-    try:
-        files = generate_feedback(args.assignment, args.students or None, root=args.root)
-    except CourseError as exc:
-        print(f"tlcourse feedback: {exc}", file=sys.stderr)
-        return 2
-    for f in files:
+    for f in generate_feedback(args.assignment, args.students or None, root=args.root):
         print(f)
     return 0
 
@@ -126,12 +130,9 @@ def _add_feedback(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+@_command("publish")
 def _cmd_publish(args: argparse.Namespace) -> int:
-    try:
-        publish(args.target, root=args.root)
-    except CourseError as exc:
-        print(f"tlcourse publish: {exc}", file=sys.stderr)
-        return 2
+    publish(args.target, root=args.root)
     return 0
 
 
@@ -144,14 +145,10 @@ def _add_publish(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+@_command("export")
 def _cmd_export(args: argparse.Namespace) -> int:
-    try:
-        path = export_grades(args.lms, args.out, assignments=args.assignments or None, root=args.root,
-                             roster=args.roster)
-    except CourseError as exc:
-        print(f"tlcourse export: {exc}", file=sys.stderr)
-        return 2
-    print(path)
+    print(export_grades(args.lms, args.out, assignments=args.assignments or None, root=args.root,
+                        roster=args.roster))
     return 0
 
 
@@ -168,12 +165,9 @@ def _add_export(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+@_command("collect")
 def _cmd_collect(args: argparse.Namespace) -> int:
-    try:
-        found = collect(args.download, args.assignment, lms=args.lms, root=args.root)
-    except CourseError as exc:
-        print(f"tlcourse collect: {exc}", file=sys.stderr)
-        return 2
+    found = collect(args.download, args.assignment, lms=args.lms, root=args.root)
     print(f"{len(found)} submission(s) collected into the course's submitted/ folder: {', '.join(found)}")
     return 0
 

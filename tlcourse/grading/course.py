@@ -155,3 +155,32 @@ def _log_errors(result: dict) -> str:
         return "\n".join(lines[-8:])
     error = (result.get("error") or "").strip().splitlines()
     return error[-1] if error else "unknown error (nbgrader logged nothing)"
+
+
+def apply_due_dates(cfg: Any, coursedir: Any, assignment: str) -> None:
+    """Record the assignment's due date (``c.Tlcourse.due_dates``) in the gradebook, where nbgrader reads it."""
+    from nbgrader.utils import parse_utc
+
+    due = dict(cfg.get("Tlcourse", {}).get("due_dates", {})).get(assignment)
+    if not due:
+        return
+    with _gradebook(coursedir) as gb:
+        gb.update_or_create_assignment(assignment, duedate=parse_utc(due))
+
+
+def read_notebook(path: Path, shown: str, max_mb: float | None = None) -> Any:
+    """A notebook read from an untrusted file (a size limit first, then nbformat); else a ``CourseError``.
+
+    Example:
+        >>> read_notebook(Path("missing.ipynb"), "missing.ipynb")  # doctest: +SKIP
+    """
+    import nbformat
+
+    size = path.stat().st_size
+    if max_mb is not None and size > max_mb * 1024 * 1024:
+        raise CourseError(f"{shown} is {size / 1e6:.0f} MB, over the {max_mb:g} MB a notebook may have")
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as exc:  # invalid JSON or not a notebook at all
+        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CourseError(f"{shown} is not a valid notebook file ({msg})") from exc

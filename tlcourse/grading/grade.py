@@ -33,7 +33,9 @@ from tlcourse.grading.course import (
     _log_errors,
     _source_notebooks,
     _step_dir,
+    apply_due_dates,
     load_nbgrader_config,
+    read_notebook,
 )
 from tlcourse.grading.gradebook import (
     GradeRow,
@@ -43,7 +45,6 @@ from tlcourse.grading.gradebook import (
     _row_from_gradebook,
     _write_csv,
 )
-from tlcourse.grading.late import apply_due_dates
 from tlcourse.grading.sandbox import (
     FILES,
     WORKDIR,
@@ -126,19 +127,6 @@ def _suspicious(nb: Any) -> list[str]:
     return sorted(found)
 
 
-def _read_submitted(path: Path) -> Any:
-    import nbformat
-
-    size = path.stat().st_size
-    if size > MAX_NOTEBOOK_MB * 1024 * 1024:
-        raise CourseError(f"{path.name} is {size / 1e6:.0f} MB, over the {MAX_NOTEBOOK_MB} MB a notebook may have")
-    try:
-        return nbformat.read(path, as_version=4)
-    except Exception as exc:  # invalid JSON or not a notebook at all
-        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CourseError(f"{path.name} is not a valid notebook file ({msg})") from exc
-
-
 def _sanitise(nb: Any, nb_id: str, student: str, batch: _Batch) -> Any:
     """nbgrader's autograde sanitising, done here (it reads the gradebook): outputs cleared, duplicated grade ids
     dropped, deleted grade cells restored, locked cells and the kernel reset to the source's."""
@@ -170,7 +158,7 @@ def _prepare(sub: _Submission, batch: _Batch) -> _Job:
     """Read, check and sanitise a submission; copy the files its notebooks may read. Raises CourseError."""
     job = _Job(sub, batch.folder / "students" / sub.student, notes=list(sub.notes))
     for nb_id, path in sub.notebooks.items():
-        nb = _read_submitted(path)
+        nb = read_notebook(path, path.name, MAX_NOTEBOOK_MB)
         job.notes += _submission_notes(nb, batch.infos[nb_id])
         flagged = _suspicious(nb)
         if flagged:
@@ -217,25 +205,27 @@ def _data_dirs() -> tuple[Path, ...]:
     return tuple(sorted({d.resolve() for d in dirs if d is not None and d.is_dir()}))
 
 
+def _folders(job: _Job, batch: _Batch) -> tuple[Path, Path]:
+    """(work folder, job files) as the worker sees them: in the sandbox a private tmpfs that it fills from the
+    read-only files; without one, the job's files folder itself (nothing to copy)."""
+    return (WORKDIR, FILES) if batch.sandbox else (job.home / "files", job.home / "files")
+
+
 def _command(job: _Job, batch: _Batch, fds: dict[str, int]) -> tuple[list[str], dict[str, str] | None]:
     worker = [sys.executable, "-m", "tlcourse.grading.worker", "--job-fd", str(fds["job"]),
               "--result-fd", str(fds["result"]), "--progress-fd", str(fds["progress"])]
+    workdir, _ = _folders(job, batch)
     if not batch.sandbox:
-        workdir = job.home / "work"
         (workdir / "tmp").mkdir(parents=True, exist_ok=True)
         return worker, {**os.environ, **_grading_env(batch, workdir)}
-    spec = SandboxSpec(WORKDIR, job.home / "files", _grading_env(batch, WORKDIR), batch.limits, _data_dirs())
+    spec = SandboxSpec(workdir, job.home / "files", _grading_env(batch, workdir), batch.limits, _data_dirs())
     return bwrap_argv(spec, worker), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
 def _start(job: _Job, batch: _Batch) -> None:
     """Start the worker of a prepared job (the job reaches it through a file descriptor, never a path)."""
-    import nbformat
-
-    workdir = WORKDIR if batch.sandbox else job.home / "work"
-    files = FILES if batch.sandbox else job.home / "files"
-    spec = {"notebooks": {k: nbformat.from_dict(v) for k, v in job.notebooks.items()}, "execute": batch.execute,
-            "files": str(files), "workdir": str(workdir)}
+    workdir, files = _folders(job, batch)
+    spec = {"notebooks": job.notebooks, "execute": batch.execute, "files": str(files), "workdir": str(workdir)}
     (job.home / "job.json").write_text(json.dumps(spec), encoding="utf-8")
     fds = {"job": os.open(job.home / "job.json", os.O_RDONLY),
            "result": os.open(job.home / "result.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
@@ -253,13 +243,16 @@ def _start(job: _Job, batch: _Batch) -> None:
     job.started = time.monotonic()
 
 
-def _stop(job: _Job) -> None:
-    """Kill a worker and everything it started (the sandbox's PID namespace dies with it)."""
+def _stop(job: _Job, sandboxed: bool) -> None:
+    """Kill a worker and everything it started: in the sandbox its PID namespace dies with it; without one, its
+    kernel (in a session of its own) is stopped by the pid the worker reported — a pid that, from a sandbox, would
+    name some other process of this machine."""
     if job.proc is not None and job.proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(job.proc.pid, 9)
         job.proc.wait()
-    _kill_unsandboxed_kernel(job)
+    if not sandboxed:
+        _kill_unsandboxed_kernel(job)
 
 
 def _release(job: _Job) -> None:
@@ -538,7 +531,7 @@ def _run_all(subs: list[_Submission], batch: _Batch, timeout: float,
                 exited = job.proc.poll() is not None
                 late = not exited and time.monotonic() - job.started > timeout
                 if exited or late:
-                    _stop(job)
+                    _stop(job, batch.sandbox)
                     running.remove(job)
                     done.append((job, *_outcome(job, batch, timeout, late)))
                     _release(job)
@@ -554,7 +547,7 @@ def _run_all(subs: list[_Submission], batch: _Batch, timeout: float,
                 time.sleep(0.1)
     finally:
         for job in running:
-            _stop(job)
+            _stop(job, batch.sandbox)
             _release(job)
 
 

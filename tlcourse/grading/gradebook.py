@@ -86,6 +86,12 @@ def _cell_info(paths: dict[str, Path]) -> dict[str, _CellInfo]:
 
 
 
+def _cell_label(cell: Any, index: int) -> str:
+    """How a cell is named in reasons and progress: its grade id, else its position."""
+    gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+    return gid or f"cell {index + 1}"
+
+
 def _failure_name(cell: Any) -> str:
     for out in cell.get("outputs", []):
         if out.output_type == "error":

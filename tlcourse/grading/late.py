@@ -1,4 +1,5 @@
-"""Late work: due dates from ``nbgrader_config.py`` into the gradebook, and a per-day late penalty for nbgrader.
+"""Late work: a per-day late penalty for nbgrader (the due dates reach the gradebook through
+``course.apply_due_dates``, so that importing ``tlcourse.grading`` does not import nbgrader).
 
 ``nbgrader_config.py`` names both: ``c.Tlcourse.due_dates = {"00_warmup": "2027-01-15 23:59 Europe/Paris"}`` and
 ``c.AssignLatePenalties.plugin_class = "tlcourse.grading.late.PercentPerDay"`` with
@@ -10,12 +11,11 @@ time, the penalty and the score after it.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Float
 
-__all__ = ["PercentPerDay", "apply_due_dates"]
+__all__ = ["PercentPerDay"]
 
 
 class PercentPerDay(LateSubmissionPlugin):
@@ -33,16 +33,3 @@ class PercentPerDay(LateSubmissionPlugin):
             return None
         days = math.ceil(total_seconds_late / 86400)
         return round(min(score, score * self.percent_per_day / 100 * days), 6)
-
-
-def apply_due_dates(cfg: Any, coursedir: Any, assignment: str) -> None:
-    """Record the assignment's due date (``c.Tlcourse.due_dates``) in the gradebook, where nbgrader reads it."""
-    from nbgrader.utils import parse_utc
-
-    from tlcourse.grading.course import _gradebook
-
-    due = dict(cfg.get("Tlcourse", {}).get("due_dates", {})).get(assignment)
-    if not due:
-        return
-    with _gradebook(coursedir) as gb:
-        gb.update_or_create_assignment(assignment, duedate=parse_utc(due))

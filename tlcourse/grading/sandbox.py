@@ -150,7 +150,6 @@ class Cgroup:
     """A cgroup (one per submission) limiting memory and processes; ``None`` paths where the machine has none."""
 
     paths: list[Path]  # v1: one folder per controller; v2: one folder
-    version: int
 
     def enter(self) -> None:
         """Move the calling process into the group (run in the child, before exec)."""
@@ -211,9 +210,9 @@ def _v1(name: str, limits: Limits, root: Path) -> Cgroup | None:
             (made[0] / "memory.memsw.limit_in_bytes").write_text(limit)
         (made[1] / "pids.max").write_text(str(limits.processes))
     except OSError:
-        Cgroup(made, 1).remove()
+        Cgroup(made).remove()
         return None
-    return Cgroup(made, 1)
+    return Cgroup(made)
 
 
 def _v2(name: str, limits: Limits, root: Path) -> Cgroup | None:
@@ -229,7 +228,7 @@ def _v2(name: str, limits: Limits, root: Path) -> Cgroup | None:
         (path / "pids.max").write_text(str(limits.processes))
     except OSError:
         return None
-    return Cgroup([path], 2)
+    return Cgroup([path])
 
 
 #: cgroup flavours, tried in order: (test on the cgroup root, maker).

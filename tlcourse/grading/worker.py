@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tlcourse.grading.gradebook import _cell_label
+
 __all__ = ["main", "run_job"]
 
 PR_SET_DUMPABLE = 4
@@ -56,7 +58,7 @@ def _executor(settings: dict, progress: Any, replies: dict[int, str]) -> Any:
         """nbgrader's executor, also recording each cell's execution reply and the cell being run."""
 
         def preprocess_cell(self, cell: Any, resources: dict, index: int) -> Any:
-            label = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+            label = _cell_label(cell, index)
             pid = getattr(getattr(getattr(self, "km", None), "provisioner", None), "process", None)
             progress.seek(0)
             progress.write(json.dumps({"cell": label, "kernel_pid": getattr(pid, "pid", None)}))
