@@ -1,8 +1,8 @@
 """tlcourse — the support package of an offline-first Jupyter course on transfer learning.
 
 Submodules (one job each; the map is ``ARCHITECTURE.md``): ``config``, ``device``, ``models``, ``freeze``,
-``data``, ``features``, ``train``, ``history``, ``adapt``, ``viz``, ``text``, ``record``, ``quiz``, ``grading``,
-``cli``.
+``data``, ``features``, ``train``, ``history``, ``adapt``, ``dense``, ``viz``, ``text``, ``record``, ``quiz``,
+``grading``, ``cli``.
 Everything is imported lazily, so ``import tlcourse`` is instant and ``tlcourse.models`` works without an
 explicit import.
 
@@ -37,8 +37,8 @@ _SHORTCUTS = {
     "seed_everything": "tlcourse.device",
 }
 _SUBMODULES = {
-    "config", "device", "models", "freeze", "data", "features", "train", "history", "adapt", "viz", "text",
-    "grading", "cli",
+    "config", "device", "models", "freeze", "data", "features", "train", "history", "adapt", "dense", "viz",
+    "text", "grading", "cli",
 }
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "plot_learning_curve",
     "plot_lr_find",
     "plot_bars",
+    "show_masks",
     "feature_map_explorer",
     "misclassified_gallery",
 ]
@@ -1035,6 +1036,67 @@ def plot_bars(
     ax.margins(y=0.12)
     if max(len(n) for n in names) > 10:
         ax.tick_params(axis="x", labelrotation=30)
+    return fig
+
+
+def _mask_rows(true_masks: Any, predicted_masks: Any) -> dict[str, np.ndarray | None]:
+    """Row title → predicted masks (None: the row shows the true masks only)."""
+    if predicted_masks is None:
+        return {"true mask": None}
+    if isinstance(predicted_masks, Mapping):
+        return {str(k): np.asarray(v, bool) for k, v in predicted_masks.items()}
+    return {"prediction": np.asarray(predicted_masks, bool)}
+
+
+def _iou(pred: np.ndarray, true: np.ndarray) -> float:
+    union = np.logical_or(pred, true).sum()
+    return float(np.logical_and(pred, true).sum() / union) if union else 1.0
+
+
+def show_masks(
+    images: Any,
+    true_masks: Any,
+    predicted_masks: Any = None,
+    *,
+    n: int = 6,
+    mean: Stats = IMAGENET_MEAN,
+    std: Stats = IMAGENET_STD,
+    title: str | None = None,
+) -> Figure:
+    """Segmentation overlays: each image with its true mask outlined (green) and a predicted mask filled (red).
+
+    ``images``: as :func:`show_images` (``mean=None`` for raw [0, 1] tensors; ``uint8`` arrays ``N×H×W×3`` are
+    raw anyway). ``true_masks`` / ``predicted_masks``: boolean ``N×H×W``. ``predicted_masks`` may be a mapping
+    ``{run name: masks}``: one row per run, same images, each panel titled with that image's IoU.
+    Only the first ``n`` images are shown.
+
+    Example:
+        >>> m = np.zeros((2, 8, 8), bool); m[:, 2:6, 2:6] = True
+        >>> fig = show_masks(np.zeros((2, 8, 8, 3), np.uint8), m, {"a": m, "b": ~m})
+        >>> [ax.get_title().split()[-1] for ax in fig.axes[:3]]  # titles: run name, then the image's IoU
+        ['1.00', '1.00', '0.00']
+    """
+    items = _as_image_list(images)[:n]
+    truth = np.asarray(true_masks, bool)[: len(items)]
+    rows = _mask_rows(truth, predicted_masks)
+    if len(truth) != len(items) or any(p is not None and len(p) < len(items) for p in rows.values()):
+        raise ValueError(f"got {len(items)} images but {len(truth)} true masks or fewer predicted masks")
+    fig, axes = plt.subplots(len(rows), len(items), figsize=(1.8 * len(items), 2.0 * len(rows) + 0.4),
+                             squeeze=False, layout="constrained")
+    for r, (name, pred) in enumerate(rows.items()):
+        for c, image in enumerate(items):
+            ax = axes[r, c]
+            _imshow(ax, _to_display(image, mean, std))
+            if pred is not None:
+                ax.imshow(np.ma.masked_where(~pred[c], pred[c]), cmap="autumn", alpha=0.55, vmin=0, vmax=1)
+                ax.set_title(f"{name}\nIoU {_iou(pred[c], truth[c]):.2f}", fontsize=8)
+            else:
+                ax.set_title(f"{name} #{c}", fontsize=8)
+            ax.contour(truth[c].astype(float), levels=[0.5], colors="lime", linewidths=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title or "Masks: true outline in green, prediction in red")
+    fig.supxlabel("test images", fontsize=9)
     return fig
 
 
