@@ -361,13 +361,15 @@ class _Run:
     trainable: list[nn.Parameter]  # every parameter of ``groups``
     grad_clip: float | None = None
     train_bn: bool = True
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None  # added to the loss (e.g. tlcourse.regularize.L2SP)
     stop: bool = False  # a callback asks the loop to stop after this batch / epoch
 
 
 def _setup(model: nn.Module, train_data: Data, *, lr: float | Sequence[Mapping[str, Any]], optimizer: str,
            weight_decay: float, momentum: float, class_weights: Any, loss_fn: Callable[..., torch.Tensor] | None,
            amp: bool | None, device: torch.device | str | None, batch_size: int | None, seed: int | None,
-           grad_clip: float | None = None, train_bn: bool = True) -> _Run:
+           grad_clip: float | None = None, train_bn: bool = True,
+           penalty: Callable[[nn.Module], torch.Tensor] | None = None) -> _Run:
     """Device, seed, shuffled loader, trainable parameter groups, optimizer, loss scaler and loss."""
     opt_factory = choose(OPTIMIZERS, optimizer, "optimizer")
     if grad_clip is not None and grad_clip <= 0:
@@ -383,7 +385,8 @@ def _setup(model: nn.Module, train_data: Data, *, lr: float | Sequence[Mapping[s
     criterion = _make_loss(loss_fn, class_weights, dev)
     opt = opt_factory(groups, base_lr, weight_decay, momentum)
     trainable = [p for g in groups for p in g["params"]]
-    return _Run(model, dev, loader, opt, criterion, scaler, use_amp, groups, base_lr, trainable, grad_clip, train_bn)
+    return _Run(model, dev, loader, opt, criterion, scaler, use_amp, groups, base_lr, trainable, grad_clip, train_bn,
+                penalty)
 
 
 def _train_step(run: _Run, batch: Batch) -> float:
@@ -394,9 +397,11 @@ def _train_step(run: _Run, batch: Batch) -> float:
     with autocast(run.device, enabled=run.use_amp):
         logits = logits_of(batch.forward(run.model))
     loss = run.criterion(logits.float(), batch.targets)
-    value = float(loss.item())
+    value = float(loss.item())  # the data loss: the penalty is not part of what is reported
     if not math.isfinite(value):
         return value
+    if run.penalty is not None:
+        loss = loss + run.penalty(run.model)
     apply_gradients(loss, run.optimizer, run.scaler, run.trainable, run.grad_clip)
     return value
 
@@ -654,6 +659,7 @@ def fit(
     progress: bool = True,
     seed: int | None = None,
     train_bn: bool = True,
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None,
 ) -> History:
     """Train a classifier; returns a :class:`History` with one record per epoch and the exact settings.
 
@@ -670,6 +676,8 @@ def fit(
     * Frozen BatchNorm layers are kept in eval mode (``tlcourse.freeze.apply_bn_eval``) after ``model.train()``.
       ``train_bn=False`` keeps *every* BatchNorm layer in eval mode (running statistics fixed, affine parameters
       still trained): the usual fix when an unfrozen body meets small batches (say 16 images).
+    * ``penalty(model)``: a term added to each step's loss, e.g. ``tlcourse.regularize.L2SP(model)`` (the
+      reported ``train_loss`` stays the data loss).
 
     The loop is small named steps (:func:`_train_epoch`, :func:`_validate_epoch`) with callbacks for progress,
     the best epoch / early stopping and divergence.
@@ -691,12 +699,12 @@ def fit(
     watcher = _monitor(early_stopping, metric_names, val_data is not None)
     run = _setup(model, train_data, lr=lr, optimizer=optimizer, weight_decay=weight_decay, momentum=momentum,
                  class_weights=class_weights, loss_fn=loss_fn, amp=amp, device=device, batch_size=batch_size,
-                 seed=seed, grad_clip=grad_clip, train_bn=train_bn)
+                 seed=seed, grad_clip=grad_clip, train_bn=train_bn, penalty=penalty)
     val_loader = as_loader(val_data, batch_size, run.device) if val_data is not None else None
     history = History(meta=_meta(run, val_loader, lr, {
         "optimizer": optimizer, "weight_decay": weight_decay, "momentum": momentum, "scheduler": scheduler,
         "epochs": n_epochs, "early_stopping": early_stopping, "metrics": metric_names, "loss_fn": loss_fn,
-        "class_weights": class_weights, "seed": seed}))
+        "class_weights": class_weights, "seed": seed, "penalty": repr(penalty) if penalty else None}))
     sched = sched_factory(run.optimizer, n_epochs, len(run.loader)) if sched_factory else None
     steps = [_Diverged(), _BestEpoch(watcher, early_stopping, n_epochs),
              _Progress(progress, n_epochs, metric_names[0] if metric_names else None),
