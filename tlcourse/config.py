@@ -54,7 +54,7 @@ class Profile:
 
         Example:
             >>> PROFILES["cpu"].get("image_size")
-            128
+            224
         """
         if key in self.extra:
             return self.extra[key]
@@ -86,8 +86,8 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="student laptop: the real experiment at small image size; a lesson in <= 6 min",
-        image_size=128,
+        description="student laptop: the real experiment at full image size, frozen parts cached; a lesson in <= 6 min",
+        image_size=224,
         per_class=None,
         eval_limit=None,
         epochs=3,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "autocast", "describe_device"]
+__all__ = ["get_device", "seed_everything", "offset_seed", "autocast", "describe_device"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -78,13 +78,27 @@ def describe_device(device: torch.device | None = None) -> str:
     return str(dev)
 
 
+def offset_seed(seed: int) -> int:
+    """``seed`` plus ``TLCOURSE_SEED_OFFSET`` (default 0): how every tlcourse seed is read.
+
+    Example:
+        >>> offset_seed(3) >= 3
+        True
+    """
+    return int(seed) + int(os.environ.get("TLCOURSE_SEED_OFFSET", "0") or 0)
+
+
 def seed_everything(seed: int = 0, deterministic: bool = False) -> int:
     """Seed Python, NumPy and torch (CPU and CUDA); optionally make cuDNN deterministic.
+
+    ``TLCOURSE_SEED_OFFSET`` (an integer, default 0) is added to every seed: the benchmark repeats a lesson with
+    other seeds without editing it (``benchmarks/run.py --seeds 0 1 2``). Returns the seed used.
 
     Example:
         >>> seed_everything(0)
         0
     """
+    seed = offset_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -710,6 +710,29 @@ class ProbeResult:
         """
         return self.pipeline.predict(X)
 
+    def as_linear(self) -> nn.Linear:
+        """The probe (scaler + logistic regression) as one ``nn.Linear`` on the raw features, with the same
+        decisions: the head to start fine-tuning from (linear probing, then fine-tuning: LP-FT, Kumar et al. 2022).
+        Two classes give the logits ``[0, w·x + b]``.
+
+        Example:
+            >>> rng = np.random.default_rng(0); X = rng.normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)
+            >>> r = linear_probe(X, y, X, y)
+            >>> head = r.as_linear()
+            >>> bool((head(torch.from_numpy(X).float()).argmax(1).numpy() == r.predict(X)).all())
+            True
+        """
+        scaler, logistic = self.pipeline[0], self.pipeline[-1]
+        w = logistic.coef_ / scaler.scale_
+        b = logistic.intercept_ - w @ scaler.mean_
+        if w.shape[0] == 1:  # binary: class 1's score against a zero for class 0
+            w, b = np.vstack([np.zeros_like(w), w]), np.r_[0.0, b]
+        head = nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            head.weight.copy_(torch.as_tensor(w, dtype=torch.float32))
+            head.bias.copy_(torch.as_tensor(b, dtype=torch.float32))
+        return head
+
     def __repr__(self) -> str:
         return (
             f"ProbeResult(test_accuracy={self.test_accuracy:.4f}, train_accuracy={self.train_accuracy:.4f}, "

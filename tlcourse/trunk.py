@@ -37,8 +37,10 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from tlcourse._plumbing import as_loader, make_loader, read_batch
+from tlcourse.config import profile
+from tlcourse.device import offset_seed
 
-__all__ = ["Stage", "STAGERS", "stages", "Top", "CachedTrunk", "cache_trunk"]
+__all__ = ["Stage", "STAGERS", "stages", "Top", "top_of", "CachedTrunk", "cache_trunk"]
 
 Run = Callable[..., Any]
 
@@ -148,6 +150,19 @@ class Top(nn.Module):
         return "stages: " + ", ".join(self.names)
 
 
+def top_of(model: nn.Module, last: int) -> Top:
+    """The ``last`` stages of ``model`` as a :class:`Top` — e.g. a fresh copy's top, to train on maps cached once.
+
+    The cached maps fit any copy of the model whose frozen part is the same (same weights below the top).
+
+    Example:
+        >>> from tlcourse.models import build_classifier
+        >>> top_of(build_classifier("efficientnet_lite0", 2, pretrained=False), last=2).names
+        ['conv_head', 'head']
+    """
+    return Top(_split(model, last)[1])
+
+
 def _bn_eval(modules: Sequence[nn.Module]) -> None:
     for module in modules:
         module.eval()
@@ -226,16 +241,23 @@ class CachedTrunk:
         return pad_states if isinstance(self.data, _PaddedStates) else None
 
     def loader(self, batch_size: int | None = None, shuffle: bool = False, seed: int = 0) -> DataLoader:
-        """A DataLoader over :attr:`data` (seeded when shuffled) with the right ``collate_fn``.
+        """A DataLoader over :attr:`data`, seeded when shuffled; text states come in batches of similar length
+        (less padding), padded per batch.
 
         Example:
             >>> c = CachedTrunk(TensorDataset(torch.zeros(4, 2), torch.zeros(4)), Top([]), "head", 0.0, 1)
             >>> len(c.loader(batch_size=2))
             2
         """
-        generator = torch.Generator().manual_seed(seed) if shuffle else None
-        return make_loader(self.data, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                           collate_fn=self.collate_fn)
+        if isinstance(self.data, _PaddedStates):  # texts: batches of similar length, as text_loader makes them
+            from tlcourse.text import LengthGroupedSampler
+
+            size = int(batch_size or profile().batch_size)
+            lengths = [h.shape[0] for h in self.data.hidden]
+            sampler = LengthGroupedSampler(lengths, size, shuffle=shuffle, seed=offset_seed(seed))
+            return make_loader(self.data, batch_size=size, sampler=sampler, collate_fn=pad_states)
+        generator = torch.Generator().manual_seed(offset_seed(seed)) if shuffle else None
+        return make_loader(self.data, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
     def __repr__(self) -> str:
         return (f"CachedTrunk({len(self.data)} items = {self.views} view(s), top from {self.first_trainable!r}, "

@@ -1,0 +1,88 @@
+"""Headline numbers over several seeds: mean and spread, because one seed on 153 images is noisy.
+
+Runs each notebook once per seed in one profile (``TLCOURSE_SEED_OFFSET`` shifts every seed the lesson sets,
+so the lesson itself keeps its one fixed seed) and writes ``SEEDS.md`` / ``SEEDS.json``: for every headline
+number (those with a published anchor in ``run.ANCHORS`` and those in ``HEADLINES``), the value per seed, the
+mean, the spread (max − min) and the anchor. Usage::
+
+    python benchmarks/seeds.py --profile cpu --seeds 0 1 2 02_feature_extraction 03_fine_tuning
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from run import ANCHORS, find_notebooks, machine, run_notebook  # noqa: E402
+
+from tlcourse.config import environ  # noqa: E402
+
+#: Numbers reported over seeds besides those with an anchor.
+HEADLINES = {"hymenoptera_finetune_val_acc", "sentiment_finetune_acc", "sentiment_lora_acc", "sentiment_frozen_acc",
+             "hymenoptera_frozen_val_acc"}
+
+
+def collect(notebooks: list[Path], profile: str, seeds: list[int], timeout: int) -> dict[str, Any]:
+    """Run every notebook with every seed offset; return {name: {"lesson", "values": {seed: value}}}."""
+    table: dict[str, Any] = {}
+    for path in notebooks:
+        for seed in seeds:
+            print(f"  {path.stem} seed offset {seed} …", end=" ", flush=True)
+            with environ(TLCOURSE_SEED_OFFSET=str(seed)):
+                result = run_notebook(path, profile, timeout)
+            print(f"{result['seconds']:.0f} s, {result['status']}", flush=True)
+            for rec in result["records"]:
+                if rec["name"] in ANCHORS or rec["name"] in HEADLINES:
+                    entry = table.setdefault(rec["name"], {"lesson": path.stem, "values": {}})
+                    entry["values"][str(seed)] = rec["value"]
+    return table
+
+
+def markdown(table: dict[str, Any], profile: str, info: dict[str, Any]) -> str:
+    """The table as a page: value per seed, mean, spread, anchor."""
+    seeds = sorted({s for e in table.values() for s in e["values"]}, key=int)
+    lines = ["# Headline numbers over seeds", "",
+             f"Written by `benchmarks/seeds.py` (do not edit by hand). Profile `{profile}` on {info['cpu']} "
+             f"({info['cores']} cores). Seed offsets {', '.join(seeds)} (`TLCOURSE_SEED_OFFSET`); the lessons "
+             "themselves run offset 0. Spread = max − min.", "",
+             "| number | lesson | " + " | ".join(f"seed +{s}" for s in seeds) + " | mean | spread | anchor |",
+             "|---|---|" + "---:|" * (len(seeds) + 3)]
+    for name, e in sorted(table.items(), key=lambda kv: (kv[1]["lesson"], kv[0])):
+        vals = [e["values"].get(s) for s in seeds]
+        got = [v for v in vals if v is not None]
+        anchor = ANCHORS.get(name)
+        lines.append(f"| {name} | {e['lesson']} | " + " | ".join("—" if v is None else f"{v:.4f}" for v in vals)
+                     + f" | {statistics.mean(got):.4f} | {max(got) - min(got):.4f} | "
+                     + (f"{anchor[0]:.4g}" if anchor else "—") + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", help="notebook paths or assignment names (default: all)")
+    parser.add_argument("--profile", default="cpu", choices=("grading", "cpu", "gpu"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cell-timeout", type=int, default=1800)
+    parser.add_argument("--out-dir", type=Path, default=HERE)
+    args = parser.parse_args(argv)
+    info = machine()
+    table = collect(find_notebooks(args.notebooks), args.profile, args.seeds, args.cell_timeout)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "SEEDS.json").write_text(json.dumps({"profile": args.profile, "machine": info,
+                                                         "numbers": table}, indent=1) + "\n")
+    (args.out_dir / "SEEDS.md").write_text(markdown(table, args.profile, info))
+    print(f"wrote {args.out_dir / 'SEEDS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
