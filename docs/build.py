@@ -74,7 +74,7 @@ def lesson_names() -> list[str]:
                   if p.stem == p.parent.name)
 
 
-def cache_key(notebook: Path, profile: str) -> str:
+def cache_key(notebook: Path, profile: str, root: Path = ROOT) -> str:
     """sha256 of what an executed lesson depends on: its source, the toolkit, the lock, the profile.
 
     Example:
@@ -82,9 +82,9 @@ def cache_key(notebook: Path, profile: str) -> str:
         64
     """
     digest = hashlib.sha256(f"profile={profile}\nexecution={EXECUTION_VERSION}\n".encode())
-    inputs = [notebook, ROOT / "requirements.txt", *sorted((ROOT / "tlcourse").rglob("*.py"))]
+    inputs = [notebook, root / "requirements.txt", *sorted((root / "tlcourse").rglob("*.py"))]
     for path in inputs:
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0")
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes() if path.exists() else b"(missing)")
     return digest.hexdigest()
 
@@ -203,9 +203,12 @@ def sphinx(site: Site, src: Path) -> None:
 
 
 def _fresh_out(site: Site) -> None:
-    """An output folder built for another site or profile is emptied first: no stale page may survive."""
+    """Empty the output folder of an earlier build (no stale page may survive, e.g. a solution page in a class
+    site); refuse a non-empty folder that no build of this script wrote."""
     stamp = site.out / ".tlcourse-site"
-    if site.out.exists() and (not stamp.exists() or stamp.read_text().strip() != site.name):
+    if site.out.exists() and any(site.out.iterdir()):
+        if not stamp.exists():
+            raise SystemExit(f"{site.out} is not empty and was not written by docs/build.py: choose another --out")
         shutil.rmtree(site.out)
     site.out.mkdir(parents=True, exist_ok=True)
     stamp.write_text(site.name + "\n")

@@ -21,7 +21,7 @@ author = "the tlcourse authors"
 copyright = "the tlcourse authors (code: MIT)"
 html_title = "tlcourse" if SOLUTIONS else "tlcourse (class edition)"
 
-extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode", "sphinx_copybutton"]
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx_copybutton"]
 exclude_patterns = ["notebooks/**", "_mathjax/**", "**.ipynb_checkpoints", "benchmarks/*.md"]
 templates_path: list[str] = []
 html_static_path = [str(DOCS / "_static")]
@@ -87,8 +87,13 @@ def _local_mathjax(app) -> None:  # noqa: ANN001 - a sphinx.application.Sphinx
         shutil.copytree(source, target, dirs_exist_ok=True)
     app.config.html_static_path.append(str(target.parent))
     app.config.mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
-    app.config.mathjax2_config = {"tex2jax": {"processClass": "math", "processEscapes": True,
-                                              "ignoreClass": "document"}}
+    fonts = target / "jax" / "output" / "HTML-CSS" / "fonts"
+    web_font = "TeX" if (fonts / "TeX").is_dir() else "STIX-Web"  # jupyter-server-mathjax ships STIX-Web only
+    app.config.mathjax2_config = {
+        "tex2jax": {"processClass": "math", "processEscapes": True, "ignoreClass": "document"},
+        "HTML-CSS": {"availableFonts": [], "preferredFont": None, "imageFont": None, "webFont": web_font},
+        "fast-preview": {"disabled": True},  # its CommonHTML preview asks for TeX web fonts
+    }
 
 
 def setup(app) -> None:  # noqa: ANN001 - a sphinx.application.Sphinx

@@ -71,8 +71,10 @@ def _hide_hidden_tests(nb: Any) -> Any:
 
 
 def _fold_answer(cell: Any) -> None:
-    """Fold a worked answer: code behind MyST-NB's toggle, a written answer inside ``<details>``."""
+    """Fold a worked answer: code (without nbgrader's markers) behind MyST-NB's toggle, a written answer in ``<details>``."""
     if cell.cell_type == "code":
+        cell.source = "\n".join(ln for ln in cell.source.splitlines()
+                                 if ln.strip() not in (BEGIN_SOLUTION, END_SOLUTION))
         tags = cell.metadata.setdefault("tags", [])
         if "hide-input" not in tags:
             tags.append("hide-input")
