@@ -75,8 +75,8 @@ def hard_coded_outcomes(nb: nbformat.NotebookNode, allowed: dict[str, str]) -> l
                 if CONSTANT.match(line):
                     continue
                 line = FORMAT_FIELD.sub("{}", line)  # f"{acc:.3f}": what is computed is not written by hand
-            if kind != "code" and line.lstrip().startswith("#"):
-                continue  # headings: "Exercise 2 (3 points)"
+            if kind != "code" and line.lstrip().startswith(("#", "**Rubric (")):
+                continue  # headings: "Exercise 2 (3 points)"; a written question's "**Rubric (2 points)**"
             if CITED.search(line):
                 continue
             for match in OUTCOME.finditer(line):

@@ -1,7 +1,8 @@
 """tlcourse — the support package of an offline-first Jupyter course on transfer learning.
 
 Submodules (one job each; the map is ``ARCHITECTURE.md``): ``config``, ``device``, ``models``, ``freeze``,
-``data``, ``features``, ``train``, ``history``, ``adapt``, ``viz``, ``text``, ``record``, ``grading``, ``cli``.
+``data``, ``features``, ``train``, ``history``, ``adapt``, ``viz``, ``text``, ``record``, ``quiz``, ``grading``,
+``cli``.
 Everything is imported lazily, so ``import tlcourse`` is instant and ``tlcourse.models`` works without an
 explicit import.
 
@@ -22,10 +23,11 @@ from typing import Any
 os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
 
 __version__ = "0.1.0"
-__all__ = ["profile", "get_device", "seed_everything", "record", "claim", "__version__"]
+__all__ = ["profile", "get_device", "seed_everything", "record", "claim", "quiz", "__version__"]
 
 # tlcourse.record("frozen_val_acc", 0.95) is the function; binding it here (record.py is light) keeps a later
 # `import tlcourse.record` from shadowing it with the module
+from tlcourse.quiz import quiz  # noqa: E402  (the same for tlcourse.quiz(...): light, jupyterquiz loads on use)
 from tlcourse.record import claim, record  # noqa: E402
 
 # short names re-exported from their modules, imported on first use

@@ -1,0 +1,285 @@
+"""Fine-tuning the top of a network on cached activations of its frozen lower part (lessons 03, 05, 06).
+
+When only the last ``k`` layer groups of a model train (``tlcourse.freeze.unfreeze(model, last=k)``), the frozen
+groups below compute the same thing for an image at every epoch. :func:`cache_trunk` runs them **once** over a
+data set and keeps their output; :attr:`CachedTrunk.top` is the rest of the network as a module that *shares*
+its parameters with ``model``, so ``fit(cached.top, cached.data, ...)`` trains ``model`` itself, and at each
+epoch pays only for the top. Augmentation still works: ``views=n`` stores ``n`` augmented passes of a data
+set whose transform is random (each epoch of the cached set then sees ``n`` versions of every image).
+
+A model is cut into *stages*, one per layer group of :func:`tlcourse.freeze.layer_groups` and with the same
+names; :data:`STAGERS` holds how each architecture runs its stages (timm EfficientNet, the course's
+``SentenceClassifier``). BatchNorm layers in the frozen part run in eval mode, as ``fit`` would keep them.
+
+Example:
+    >>> import torch
+    >>> from torch.utils.data import TensorDataset
+    >>> from tlcourse.models import build_classifier
+    >>> model = build_classifier("efficientnet_lite0", 2, pretrained=False)
+    >>> ds = TensorDataset(torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 0, 1]))
+    >>> cached = cache_trunk(model, ds, last=3, progress=False, device="cpu")
+    >>> cached.first_trainable, tuple(cached.data.tensors[0].shape)
+    ('blocks.6', (4, 192, 2, 2))
+    >>> torch.allclose(cached.top.eval()(cached.data.tensors[0]), model.eval()(ds.tensors[0]), atol=1e-4)
+    True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from tlcourse._plumbing import as_loader, make_loader, read_batch
+
+__all__ = ["Stage", "STAGERS", "stages", "Top", "CachedTrunk", "cache_trunk"]
+
+Run = Callable[..., Any]
+
+
+@dataclass
+class Stage:
+    """One step of a model's forward pass: ``run(state) -> state``; ``modules`` own its parameters."""
+
+    name: str
+    modules: list[nn.Module]
+    run: Run
+
+
+# ------------------------------------------------------------------------------------ architecture registry
+def _stages_timm_efficientnet(m: nn.Module) -> list[Stage]:
+    out = [Stage("stem", [m.conv_stem, m.bn1], lambda x: m.bn1(m.conv_stem(x)))]
+    out += [Stage(f"blocks.{i}", [b], b) for i, b in enumerate(m.blocks)]
+    out.append(Stage("conv_head", [m.conv_head, m.bn2], lambda x: m.bn2(m.conv_head(x))))
+    out.append(Stage("head", [m.classifier], lambda x: m.forward_head(x)))
+    return out
+
+
+def _bert_mask(encoder: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+    from transformers.masking_utils import create_bidirectional_mask
+
+    return create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+
+
+def _bert_layer(encoder: nn.Module, layer: nn.Module) -> Run:
+    def run(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        mask = _bert_mask(encoder, state["hidden_states"], state["attention_mask"])
+        out = layer(state["hidden_states"], attention_mask=mask)
+        return {**state, "hidden_states": out[0] if isinstance(out, tuple) else out}
+
+    return run
+
+
+def _stages_sentence_classifier(m: nn.Module) -> list[Stage]:
+    from tlcourse.text import _pooling
+
+    bert = m.bert
+
+    def embed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        ids = state["input_ids"]
+        hidden = bert.embeddings(input_ids=ids, token_type_ids=state.get("token_type_ids"))
+        return {"hidden_states": hidden, "attention_mask": state["attention_mask"]}
+
+    def head(state: dict[str, torch.Tensor]) -> torch.Tensor:
+        pooled = _pooling(m.pooling)(state["hidden_states"], state["attention_mask"])
+        return m.classifier(m.dropout(pooled))
+
+    out = [Stage("embeddings", [bert.embeddings], embed)]
+    out += [Stage(f"encoder.{i}", [layer], _bert_layer(bert, layer)) for i, layer in enumerate(bert.encoder.layer)]
+    out.append(Stage("head", [m.classifier, m.dropout], head))
+    return out
+
+
+#: How each architecture (by class name) is cut into stages named like its ``tlcourse.freeze`` layer groups.
+STAGERS: dict[str, Callable[[nn.Module], list[Stage]]] = {
+    "EfficientNet": _stages_timm_efficientnet,
+    "SentenceClassifier": _stages_sentence_classifier,
+}
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a peft wrapper (LoRA adapters are injected in place, so its stages carry them)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def stages(model: nn.Module) -> list[Stage]:
+    """The forward pass of ``model`` as a list of :class:`Stage` (see :data:`STAGERS`).
+
+    Example:
+        >>> from tlcourse.models import build_classifier
+        >>> [s.name for s in stages(build_classifier("efficientnet_lite0", 2, pretrained=False))][-3:]
+        ['blocks.6', 'conv_head', 'head']
+    """
+    inner = _unwrap(model)
+    stager = STAGERS.get(type(inner).__name__)
+    if stager is None:
+        raise TypeError(f"no stages known for {type(inner).__name__}: register a function in "
+                        f"tlcourse.trunk.STAGERS (known: {sorted(STAGERS)})")
+    return stager(inner)
+
+
+class Top(nn.Module):
+    """The stages from the first trainable one to the output, as one module sharing ``model``'s parameters.
+
+    Inputs: a tensor (images: the cached feature maps), or keyword tensors (text: ``hidden_states`` and
+    ``attention_mask``), exactly as the frozen part left them.
+    """
+
+    def __init__(self, parts: Sequence[Stage]) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList([nn.ModuleList(s.modules) for s in parts])
+        self.names = [s.name for s in parts]
+        self._runs = [s.run for s in parts]
+
+    def forward(self, x: Any = None, **state: torch.Tensor) -> Any:
+        out: Any = x if x is not None else state
+        for run in self._runs:
+            out = run(out)
+        return out
+
+    def extra_repr(self) -> str:
+        return "stages: " + ", ".join(self.names)
+
+
+def _bn_eval(modules: Sequence[nn.Module]) -> None:
+    for module in modules:
+        module.eval()
+
+
+def _split(model: nn.Module, last: int) -> tuple[list[Stage], list[Stage]]:
+    parts = stages(model)
+    if not 1 <= last < len(parts):
+        raise ValueError(f"last must be between 1 and {len(parts) - 1} (the model has {len(parts)} stages "
+                         f"{[s.name for s in parts]}), got {last}")
+    return parts[:-last], parts[-last:]
+
+
+def _lower_outputs(lower: Sequence[Stage], loader: Any, device: torch.device, desc: str | None) -> tuple[Any, Any]:
+    """Run the frozen stages over every batch; returns (outputs, labels) concatenated on the CPU."""
+    outs, labels = [], []
+    batches = tqdm(loader, desc=desc, leave=False) if desc else loader
+    with torch.inference_mode():
+        for raw in batches:
+            batch = read_batch(raw, device)
+            state: Any = batch.inputs
+            for stage in lower:
+                state = stage.run(state)
+            outs.append(state)
+            labels.append(batch.targets.cpu())
+    return outs, torch.cat(labels)
+
+
+class _PaddedStates(Dataset):
+    """Cached text states, one item per sentence, trimmed to its real tokens (padding is re-made per batch)."""
+
+    def __init__(self, hidden: list[torch.Tensor], labels: torch.Tensor) -> None:
+        self.hidden, self.labels = hidden, labels
+        self.in_memory = True
+
+    def __len__(self) -> int:
+        return len(self.hidden)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.hidden[i], int(self.labels[i])
+
+
+def pad_states(items: Sequence[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:
+    """``collate_fn`` for cached text states: pad to the longest sentence, rebuild the attention mask."""
+    longest = max(h.shape[0] for h, _ in items)
+    hidden = torch.zeros(len(items), longest, items[0][0].shape[1])
+    mask = torch.zeros(len(items), longest, dtype=torch.long)
+    for row, (h, _) in enumerate(items):
+        hidden[row, : h.shape[0]] = h.float()
+        mask[row, : h.shape[0]] = 1
+    return {"hidden_states": hidden, "attention_mask": mask,
+            "labels": torch.tensor([y for _, y in items], dtype=torch.long)}
+
+
+def _as_dataset(outs: list[Any], labels: torch.Tensor, store: torch.dtype) -> Dataset:
+    if isinstance(outs[0], torch.Tensor):
+        return TensorDataset(torch.cat(outs).to(store), labels)
+    trimmed = [h[m.bool()].to(store).clone() for o in outs for h, m in zip(o["hidden_states"], o["attention_mask"],
+                                                                          strict=True)]
+    return _PaddedStates(trimmed, labels)
+
+
+@dataclass
+class CachedTrunk:
+    """What :func:`cache_trunk` returns: the cached data set, the trainable top, and what it cost."""
+
+    data: Dataset  # (activation, label) items: train / evaluate ``top`` on it
+    top: Top  # the trainable stages; shares parameters with the model
+    first_trainable: str  # the name of the first trainable stage (a layer group name)
+    seconds: float  # time spent running the frozen part
+    views: int
+
+    @property
+    def collate_fn(self) -> Callable[..., Any] | None:
+        """The ``collate_fn`` a DataLoader over :attr:`data` needs (text states are padded per batch)."""
+        return pad_states if isinstance(self.data, _PaddedStates) else None
+
+    def loader(self, batch_size: int | None = None, shuffle: bool = False, seed: int = 0) -> DataLoader:
+        """A DataLoader over :attr:`data` (seeded when shuffled) with the right ``collate_fn``.
+
+        Example:
+            >>> c = CachedTrunk(TensorDataset(torch.zeros(4, 2), torch.zeros(4)), Top([]), "head", 0.0, 1)
+            >>> len(c.loader(batch_size=2))
+            2
+        """
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return make_loader(self.data, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                           collate_fn=self.collate_fn)
+
+    def __repr__(self) -> str:
+        return (f"CachedTrunk({len(self.data)} items = {self.views} view(s), top from {self.first_trainable!r}, "
+                f"frozen part ran in {self.seconds:.1f} s)")
+
+
+def cache_trunk(model: nn.Module, data: Any, *, last: int, views: int = 1, batch_size: int | None = None,
+                device: torch.device | str | None = None, store: torch.dtype = torch.float32,
+                progress: bool = True) -> CachedTrunk:
+    """Run the frozen stages of ``model`` (all but the ``last`` ones) once over ``data`` and keep their outputs.
+
+    * ``views``: passes over ``data``; with a random (augmenting) transform each pass is a new view.
+    * ``store``: dtype of the stored outputs (``torch.float16`` halves the memory of long text sets).
+    * The ``last`` stages must be the trainable ones: train ``result.top`` on ``result.data`` with ``fit``.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> from tlcourse.models import build_classifier
+        >>> m = build_classifier("efficientnet_lite0", 2, pretrained=False)
+        >>> c = cache_trunk(m, TensorDataset(torch.randn(2, 3, 32, 32), torch.tensor([0, 1])), last=1,
+        ...                 views=2, progress=False, device="cpu")
+        >>> len(c.data), c.first_trainable
+        (4, 'head')
+    """
+    from tlcourse.device import get_device
+
+    if views < 1:
+        raise ValueError(f"views must be >= 1, got {views}")
+    dev = get_device(device)
+    lower, upper = _split(model, last)
+    model.to(dev)
+    _bn_eval([m for s in lower for m in s.modules])
+    start = time.perf_counter()
+    outs, labels = [], []
+    for view in range(views):
+        desc = f"frozen part, view {view + 1}/{views}" if progress else None
+        o, y = _lower_outputs(lower, as_loader(data, batch_size, dev), dev, desc)
+        outs += [_to_cpu(x) for x in o]
+        labels.append(y)
+    return CachedTrunk(_as_dataset(outs, torch.cat(labels), store), Top(upper), upper[0].name,
+                       time.perf_counter() - start, views)
+
+
+def _to_cpu(state: Any) -> Any:
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    return {k: v.cpu() for k, v in state.items()}
