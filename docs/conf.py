@@ -2,7 +2,7 @@
 
 Offline by design: MyST-NB renders notebooks that ``docs/build.py`` already executed (``nb_execution_mode =
 "off"``), sphinx-book-theme ships its own assets, no intersphinx inventory is fetched, no widget manager is loaded
-from a CDN, and MathJax is served from a local copy when one is installed (see :func:`_local_mathjax`).
+from a CDN, and MathJax is served from a local copy when one is installed (see :func:`_mathjax`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ nb_merge_streams = True
 nb_code_prompt_show = "Show code cell {type}"
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
+myst_update_mathjax = False  # MathJax 2 is configured below (_mathjax): no MathJax 3/4 config object on the page
+MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@2.7.9/MathJax.js?config=TeX-AMS-MML_HTMLorMML"
 # widget views need a live kernel (docs/pages.py turns them into a note); the quizzes (jupyterquiz) are an HTML
 # output then an application/javascript one, which MyST-NB renders as a <script> by default
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
@@ -75,12 +77,17 @@ def _mathjax_source() -> Path | None:
     return next((Path(c) for c in candidates if c and (Path(c) / "MathJax.js").is_file()), None)
 
 
-def _local_mathjax(app) -> None:  # noqa: ANN001 - a sphinx.application.Sphinx
-    """Serve a local MathJax from the site (``_static/mathjax``) when one is installed; else the pages load it
-    from its CDN and math renders only online (the build says so)."""
+def _mathjax(app) -> None:  # noqa: ANN001 - a sphinx.application.Sphinx
+    """MathJax 2, served from the site (``_static/mathjax``) when a local copy is installed, else from its CDN
+    (math then renders only online). Version 2 either way, configured by ``mathjax2_config`` alone: the quizzes
+    (jupyterquiz) typeset with MathJax 2, and read ``MathJax.version`` whenever a ``MathJax`` object exists, so none
+    may exist before MathJax has loaded (an offline page would throw)."""
+    tex2jax = {"processClass": "math|output_area", "processEscapes": True, "ignoreClass": "document"}
+    app.config.mathjax2_config = {"tex2jax": tex2jax}
     source = _mathjax_source()
     if source is None:
         print("note: no local MathJax (pip install jupyter-server-mathjax): math renders only online")
+        app.config.mathjax_path = MATHJAX_CDN
         return
     target = Path(app.srcdir) / "_mathjax" / "mathjax"
     if not (target / "MathJax.js").exists():
@@ -89,13 +96,12 @@ def _local_mathjax(app) -> None:  # noqa: ANN001 - a sphinx.application.Sphinx
     app.config.mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
     fonts = target / "jax" / "output" / "HTML-CSS" / "fonts"
     web_font = "TeX" if (fonts / "TeX").is_dir() else "STIX-Web"  # jupyter-server-mathjax ships STIX-Web only
-    app.config.mathjax2_config = {
-        "tex2jax": {"processClass": "math", "processEscapes": True, "ignoreClass": "document"},
+    app.config.mathjax2_config.update({
         "HTML-CSS": {"availableFonts": [], "preferredFont": None, "imageFont": None, "webFont": web_font},
         "fast-preview": {"disabled": True},  # its CommonHTML preview asks for TeX web fonts
-    }
+    })
 
 
 def setup(app) -> None:  # noqa: ANN001 - a sphinx.application.Sphinx
-    """Hooks of this site: a local MathJax."""
-    app.connect("builder-inited", _local_mathjax)
+    """Hooks of this site: MathJax 2, local when installed."""
+    app.connect("builder-inited", _mathjax)
