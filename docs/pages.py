@@ -71,7 +71,8 @@ def _hide_hidden_tests(nb: Any) -> Any:
 
 
 def _fold_answer(cell: Any) -> None:
-    """Fold a worked answer: code (without nbgrader's markers) behind MyST-NB's toggle, a written answer in ``<details>``."""
+    """Fold a worked answer: code (without nbgrader's markers) behind MyST-NB's toggle, a written answer in
+    ``<details>``."""
     if cell.cell_type == "code":
         cell.source = "\n".join(ln for ln in cell.source.splitlines()
                                  if ln.strip() not in (BEGIN_SOLUTION, END_SOLUTION))
@@ -173,7 +174,8 @@ def _variants(secret: str) -> set[str]:
     import json
 
     escaped = html.escape(secret, quote=True)
-    return {secret, escaped, html.escape(secret, quote=False), json.dumps(secret)[1:-1], escaped.replace("&#x27;", "&#39;")}
+    return {secret, escaped, html.escape(secret, quote=False), json.dumps(secret)[1:-1],
+            escaped.replace("&#x27;", "&#39;")}
 
 
 _TAGS = re.compile(r"<[^>]+>")
