@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export HF_HUB_OFFLINE ?= 1
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup dev lock lab test release grade bench lint doctor clean
+.PHONY: setup dev lock lab test release grade bench site lint doctor clean
 
 setup: $(STAMP)
 
@@ -63,6 +63,12 @@ grade: setup
 bench: setup
 	$(BIN)/python benchmarks/run.py --profile $(or $(PROFILE),cpu)
 
+# the course website into _build/html (docs/build.py): PROFILE=grading|cpu|gpu (default grading: fast, tiny runs;
+# cpu or gpu for the real one), SOLUTIONS=0 for the class edition (no solutions) in _build/html-class, SITE_OUT=dir
+site: dev
+	$(BIN)/python docs/build.py --profile $(or $(PROFILE),grading) $(if $(filter 0,$(SOLUTIONS)),--no-solutions,) \
+	  $(if $(SITE_OUT),--out $(SITE_OUT),)
+
 lint: dev
 	$(BIN)/ruff check .
 
@@ -70,4 +76,4 @@ doctor: setup
 	$(BIN)/tlcourse doctor
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache course test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache course test-artifacts _build

@@ -52,3 +52,24 @@ def test_outside_a_notebook_the_questions_print(capsys):
     quiz([CHOICE, NUMERIC])
     out = capsys.readouterr().out
     assert "Q1. Which layers are most general?" in out and "(b) late" in out and "Q2." in out
+
+
+def test_quizzes_after_a_seed_get_their_own_ids_and_leave_random_alone(monkeypatch):
+    """jupyterquiz draws the element id from the global `random`: a lesson that seeds it (seed_everything) must not
+    get the same id twice (the second quiz would not render), nor see its random sequence moved."""
+    import random
+    import sys
+
+    import jupyterquiz.dynamic.display as display
+
+    ids = []
+    monkeypatch.setattr(display, "render_div", lambda div_id, *a, **k: ids.append(div_id) or "")
+    monkeypatch.setattr(display, "display", lambda *a, **k: None)
+    monkeypatch.setattr(sys.modules["tlcourse.quiz"], "_in_notebook", lambda: True)
+    draws = []
+    for _ in range(2):
+        random.seed(0)
+        quiz([CHOICE])
+        draws.append(random.random())
+    assert ids[0] != ids[1]
+    assert draws[0] == draws[1]

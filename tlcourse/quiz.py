@@ -122,6 +122,16 @@ def quiz(questions: Sequence[Mapping[str, Any]], shuffle_answers: bool = False) 
     if not _in_notebook():
         print(_as_text(questions))
         return
+    import random
+
     from jupyterquiz import display_quiz
 
-    display_quiz([dict(q) for q in questions], shuffle_answers=shuffle_answers)
+    # jupyterquiz names the quiz's HTML element with Python's global `random`: after a lesson seeds it, two quizzes
+    # would get the same id (and the second one breaks, in a notebook and on the website). Fresh ids from the OS,
+    # and the lesson's random sequence left as it was.
+    state = random.getstate()
+    random.seed()
+    try:
+        display_quiz([dict(q) for q in questions], shuffle_answers=shuffle_answers)
+    finally:
+        random.setstate(state)
