@@ -27,7 +27,8 @@ PLATFORMS = {
     "windows-amd64": ("win32", "Windows", "AMD64", "nt"),
 }
 PYTHONS = ("3.11.7", "3.12.3")
-DEV_TOOLS = {"pytest", "ruff", "playwright", "uv", "jupyterhub", "sphinx", "myst-nb", "sphinx-book-theme"}
+DEV_TOOLS = {"pytest", "ruff", "playwright", "uv", "jupyterhub", "sphinx", "myst-nb", "sphinx-book-theme",
+             "jupyter-server-mathjax"}
 
 
 def _env(platform: str, python: str) -> dict[str, str]:
