@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
 __all__ = [
+    "plot_timeline",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "EMBEDDING_METHODS",
@@ -1005,6 +1006,35 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: floa
     ax.set_title("Learning-rate range test")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def plot_timeline(events: Sequence[tuple[int, str]], title: str | None = None, width: float = 11.0) -> Figure:
+    """Events on a horizontal time axis, labels alternating above and below (lesson 01's short history).
+
+    Example:
+        >>> fig = plot_timeline([(1976, "first study"), (2012, "AlexNet"), (2019, "BERT")])
+        >>> len(fig.axes)
+        1
+    """
+    if not events:
+        raise ValueError("plot_timeline needs at least one (year, label) event")
+    years = [int(y) for y, _ in events]
+    fig, ax = plt.subplots(figsize=(width, 3.6), layout="constrained")
+    ax.axhline(0, color="0.5", lw=1)
+    for i, (year, label) in enumerate(sorted(events)):
+        up = 1 if i % 2 == 0 else -1
+        height = up * (1.0 + 0.6 * ((i // 2) % 2))
+        ax.plot([year, year], [0, height], color="0.6", lw=0.8)
+        ax.plot(year, 0, "o", color="C0")
+        ax.annotate(f"{year}\n{label}", (year, height), ha="center", va="bottom" if up > 0 else "top", fontsize=8)
+    span = max(years) - min(years) or 1
+    ax.set_xlim(min(years) - 0.06 * span, max(years) + 0.06 * span)
+    ax.set_ylim(-2.6, 2.6)
+    ax.set_yticks([])
+    ax.spines[["left", "right", "top"]].set_visible(False)
+    if title:
+        ax.set_title(title)
     return fig
 
 
