@@ -11,7 +11,7 @@ whose answers are exact:
   dataset carries a ``fingerprint``, so :func:`tlcourse.features.extract_features` caches its features.
 * :func:`read_feature_maps` reads one intermediate layer of a frozen backbone (e.g. ``blocks.2`` of
   EfficientNet-Lite0: stride 8) for every image, through ``extract_features``'s forward hook and disk cache (the
-  ``"flat"`` entry this module adds to :data:`tlcourse.features.POOLS` keeps the whole map).
+  ``"flat"`` entry of :data:`tlcourse.features.POOLS` keeps the whole map).
 * :class:`DenseHead`: one shared trainable 3 × 3 convolution on the frozen features, then a ``mask`` head (1 × 1
   convolution, bilinear upsampling to the image) and a ``class`` head (pooled features → 10 digits).
   :func:`train_head` trains any subset of the tasks (:data:`TASK_LOSSES`), so "multi-task" and "one task alone"
@@ -304,15 +304,6 @@ def make_digit_scenes(
 
 
 # ---------------------------------------------------------------------------------------------- feature maps
-def _pool_flat(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1)
-
-
-def _register_flat_pool() -> None:
-    """Add ``"flat"`` (the whole map, no pooling) to ``tlcourse.features.POOLS``: the cache then keeps maps."""
-    from tlcourse.features import POOLS
-
-    POOLS.setdefault("flat", _pool_flat)
 
 
 def _map_shape(model: nn.Module, data: Dataset, layer: str) -> tuple[int, int, int]:
@@ -347,7 +338,6 @@ def read_feature_maps(
     """
     from tlcourse.features import extract_features
 
-    _register_flat_pool()
     flat, labels = extract_features(model, data, layer, cache=cache, device=device, progress=progress, pool="flat")
     c, h, w = _map_shape(model, data, layer)
     return torch.from_numpy(flat).view(len(flat), c, h, w), torch.from_numpy(labels)

@@ -373,12 +373,17 @@ def _pool_first(t: torch.Tensor) -> torch.Tensor:
     return t[:, 0]
 
 
+def _pool_flat(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1)
+
+
 # How a layer's output becomes one vector per example: 4-D (N, C, H, W) maps pool over H×W, 3-D (N, T, C)
-# token outputs over tokens; 2-D outputs are used as they are.
+# token outputs over tokens; 2-D outputs are used as they are. "flat" keeps the whole map (tlcourse.dense).
 POOLS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "avg": _pool_avg,
     "max": _pool_max,
     "cls": _pool_first,
+    "flat": _pool_flat,
 }
 
 
