@@ -28,7 +28,7 @@ def test_profile_selection_rules(monkeypatch) -> None:
 
 def test_profiles_scale_up() -> None:
     g, c, u = PROFILES["grading"], PROFILES["cpu"], PROFILES["gpu"]
-    assert g.image_size < c.image_size < u.image_size
+    assert g.image_size < c.image_size <= u.image_size  # cpu: full size too, made affordable by caching
     assert g.epochs <= c.epochs <= u.epochs
     assert u.amp and not c.amp and not g.amp
     text = repr(g)

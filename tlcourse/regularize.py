@@ -11,11 +11,11 @@ Example:
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
     >>> sp = L2SP(net, alpha=1.0, exclude=("1.",))
-    >>> float(sp(net))
+    >>> float(sp(net).detach())
     0.0
     >>> with torch.no_grad():
     ...     net[0].weight += 1.0
-    >>> float(sp(net))  # 4 weights moved by 1: 1/2 * 4
+    >>> float(sp(net).detach())  # 4 weights moved by 1: 1/2 * 4
     2.0
 """
 
