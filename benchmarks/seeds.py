@@ -6,6 +6,10 @@ number (those with a published anchor in ``run.ANCHORS`` and those in ``HEADLINE
 mean, the spread (max − min) and the anchor. Usage::
 
     python benchmarks/seeds.py --profile cpu --seeds 0 1 2 02_feature_extraction 03_fine_tuning
+    python benchmarks/seeds.py --profile cpu --seeds 1 2 --offset0-from benchmarks/RESULTS.json ...
+
+``--offset0-from`` takes seed offset 0 from a ``run.py`` results file of the same profile (the lessons' own seed,
+already run) instead of running it again.
 """
 
 from __future__ import annotations
@@ -46,6 +50,16 @@ def collect(notebooks: list[Path], profile: str, seeds: list[int], timeout: int)
     return table
 
 
+def add_offset0(table: dict[str, Any], results: Path, profile: str, notebooks: list[Path]) -> None:
+    """Fill seed offset 0 from ``run.py``'s results (same profile) for the notebooks of this run."""
+    run = json.loads(results.read_text())["runs"][profile]
+    stems = {p.stem for p in notebooks}
+    for rec in run["records"]:
+        if rec.get("notebook") in stems and (rec["name"] in ANCHORS or rec["name"] in HEADLINES):
+            entry = table.setdefault(rec["name"], {"lesson": rec["notebook"], "values": {}})
+            entry["values"]["0"] = rec["value"]
+
+
 def markdown(table: dict[str, Any], profile: str, info: dict[str, Any]) -> str:
     """The table as a page: value per seed, mean, spread, anchor."""
     seeds = sorted({s for e in table.values() for s in e["values"]}, key=int)
@@ -73,9 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cell-timeout", type=int, default=1800)
     parser.add_argument("--out-dir", type=Path, default=HERE)
+    parser.add_argument("--offset0-from", type=Path, help="take seed offset 0 from this run.py RESULTS.json")
     args = parser.parse_args(argv)
     info = machine()
-    table = collect(find_notebooks(args.notebooks), args.profile, args.seeds, args.cell_timeout)
+    notebooks = find_notebooks(args.notebooks)
+    table = collect(notebooks, args.profile, args.seeds, args.cell_timeout)
+    if args.offset0_from:
+        add_offset0(table, args.offset0_from, args.profile, notebooks)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "SEEDS.json").write_text(json.dumps({"profile": args.profile, "machine": info,
                                                          "numbers": table}, indent=1) + "\n")
