@@ -34,8 +34,10 @@ HEADLINES = {"hymenoptera_finetune_val_acc", "sentiment_finetune_acc", "sentimen
              "hymenoptera_frozen_val_acc"}
 
 
-def collect(notebooks: list[Path], profile: str, seeds: list[int], timeout: int) -> dict[str, Any]:
-    """Run every notebook with every seed offset; return {name: {"lesson", "values": {seed: value}}}."""
+def collect(notebooks: list[Path], profile: str, seeds: list[int], timeout: int,
+            save: Any = None) -> dict[str, Any]:
+    """Run every notebook with every seed offset; return {name: {"lesson", "values": {seed: value}}}.
+    ``save(table)`` is called after every run, so a long run loses nothing when stopped."""
     table: dict[str, Any] = {}
     for path in notebooks:
         for seed in seeds:
@@ -47,6 +49,8 @@ def collect(notebooks: list[Path], profile: str, seeds: list[int], timeout: int)
                 if rec["name"] in ANCHORS or rec["name"] in HEADLINES:
                     entry = table.setdefault(rec["name"], {"lesson": path.stem, "values": {}})
                     entry["values"][str(seed)] = rec["value"]
+            if save is not None:
+                save(table)
     return table
 
 
@@ -91,13 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     info = machine()
     notebooks = find_notebooks(args.notebooks)
-    table = collect(notebooks, args.profile, args.seeds, args.cell_timeout)
-    if args.offset0_from:
-        add_offset0(table, args.offset0_from, args.profile, notebooks)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "SEEDS.json").write_text(json.dumps({"profile": args.profile, "machine": info,
-                                                         "numbers": table}, indent=1) + "\n")
-    (args.out_dir / "SEEDS.md").write_text(markdown(table, args.profile, info))
+
+    def save(table: dict[str, Any]) -> None:
+        if args.offset0_from:
+            add_offset0(table, args.offset0_from, args.profile, notebooks)
+        (args.out_dir / "SEEDS.json").write_text(json.dumps({"profile": args.profile, "machine": info,
+                                                             "numbers": table}, indent=1) + "\n")
+        (args.out_dir / "SEEDS.md").write_text(markdown(table, args.profile, info))
+
+    save(collect(notebooks, args.profile, args.seeds, args.cell_timeout, save))
     print(f"wrote {args.out_dir / 'SEEDS.md'}")
     return 0
 

@@ -41,15 +41,15 @@ PROFILES = ("grading", "cpu", "gpu")
 #: bump when the way lessons are executed changes: every cached notebook is then re-run
 EXECUTION_VERSION = "1"
 #: the toolkit's public modules, one API page each (``tlcourse.grading`` is the instructors' life cycle)
-API_MODULES = ("config", "device", "models", "freeze", "data", "features", "trunk", "history", "train", "adapt",
-               "text", "viz", "record", "quiz", "grading")
+API_MODULES = ("config", "device", "models", "freeze", "data", "features", "trunk", "history", "train", "regularize",
+               "adapt", "dense", "text", "viz", "record", "quiz", "grading")
 API_INTRO = """# The `tlcourse` toolkit
 
 The support package of the course: one module per job (registries of backbones and datasets, freezing, features,
 training, adaptation, figures, records, grading). Generated from the docstrings, whose examples run in the test
 suite; the map of the code is `ARCHITECTURE.md` in the repository.
 """
-BENCHMARK_TABLES = ("RESULTS.md", "TOOLKIT.md", "GRADING.md", "HUB.md")
+BENCHMARK_TABLES = ("RESULTS.md", "SPEEDUPS.md", "SEEDS.md", "TOOLKIT.md", "GRADING.md", "HUB.md")
 
 
 @dataclass(frozen=True)
