@@ -186,7 +186,7 @@ def _lower_outputs(lower: Sequence[Stage], loader: Any, device: torch.device, de
             state: Any = batch.inputs
             for stage in lower:
                 state = stage.run(state)
-            outs.append(state)
+            outs.append(_to_cpu(state))
             labels.append(batch.targets.cpu())
     return outs, torch.cat(labels)
 
@@ -234,11 +234,6 @@ class CachedTrunk:
     first_trainable: str  # the name of the first trainable stage (a layer group name)
     seconds: float  # time spent running the frozen part
     views: int
-
-    @property
-    def collate_fn(self) -> Callable[..., Any] | None:
-        """The ``collate_fn`` a DataLoader over :attr:`data` needs (text states are padded per batch)."""
-        return pad_states if isinstance(self.data, _PaddedStates) else None
 
     def loader(self, batch_size: int | None = None, shuffle: bool = False, seed: int = 0) -> DataLoader:
         """A DataLoader over :attr:`data`, seeded when shuffled; text states come in batches of similar length
@@ -295,7 +290,7 @@ def cache_trunk(model: nn.Module, data: Any, *, last: int, views: int = 1, batch
     for view in range(views):
         desc = f"frozen part, view {view + 1}/{views}" if progress else None
         o, y = _lower_outputs(lower, as_loader(data, batch_size, dev), dev, desc)
-        outs += [_to_cpu(x) for x in o]
+        outs += o
         labels.append(y)
     return CachedTrunk(_as_dataset(outs, torch.cat(labels), store), Top(upper), upper[0].name,
                        time.perf_counter() - start, views)
