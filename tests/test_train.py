@@ -463,3 +463,45 @@ def test_train_bn_false_keeps_running_statistics() -> None:
     assert not torch.equal(net[1].weight.detach(), weight), "its affine parameters still train"
     fit(net, ds, epochs=1, lr=0.05, batch_size=16, progress=False, device="cpu")
     assert not torch.equal(net[1].running_mean, before), "the default (train_bn=True) updates them"
+
+
+# ------------------------------------------------------------------------------------------- channels-last
+def _conv_net() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(4, 2))
+
+
+def _formats_seen(net: nn.Module) -> list[bool]:
+    """Whether the first convolution's weight was channels-last at each call."""
+    seen: list[bool] = []
+    net[0].register_forward_pre_hook(
+        lambda m, _x: seen.append(m.weight.is_contiguous(memory_format=torch.channels_last)
+                                  and not m.weight.is_contiguous()))
+    return seen
+
+
+def test_fit_evaluate_lr_find_run_channels_last_and_give_the_format_back():
+    ds = TensorDataset(torch.randn(16, 3, 6, 6), torch.randint(0, 2, (16,)))
+    net = _conv_net()
+    seen = _formats_seen(net)
+    before = net[0].weight.detach().clone()
+    fit(net, ds, ds, epochs=1, batch_size=8, progress=False, device="cpu")
+    evaluate(net, ds, device="cpu")
+    lr_find(net, ds, num_iter=3, progress=False, device="cpu", batch_size=8)
+    assert seen and all(seen), "every forward pass ran with NHWC weights"
+    weight = net[0].weight
+    assert weight.is_contiguous() and not weight.is_inference(), "the model comes back NCHW and trainable"
+    assert not torch.equal(weight.detach(), before), "fit trained the same parameters (not a copy)"
+
+
+def test_channels_last_leaves_models_without_convolutions_alone():
+    from tlcourse._plumbing import channels_last
+
+    net = nn.Linear(3, 2)
+    with channels_last(net, torch.device("cpu")):
+        assert net.weight.is_contiguous()
+    two_d = nn.Sequential(nn.Conv2d(1, 1, 1))
+    with channels_last(two_d, torch.device("meta")):  # neither CPU nor CUDA: untouched
+        assert two_d[0].weight.is_contiguous()
+

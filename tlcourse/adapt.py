@@ -34,6 +34,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm.auto import tqdm
 
+from tlcourse._plumbing import channels_last
 from tlcourse.device import autocast, get_device, seed_everything
 from tlcourse.history import History
 
@@ -505,7 +506,7 @@ def _run(
     total = epochs * steps
     history = History(meta={"method": method, "epochs": epochs, "steps_per_epoch": steps, "lr": lr,
                             "weight_decay": weight_decay, "device": str(run.device)})
-    with tqdm(total=total, desc=method, disable=not progress, leave=False) as bar:
+    with tqdm(total=total, desc=method, disable=not progress, leave=False) as bar, channels_last(run.model, run.device):
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             row = _adapt_epoch(run, range((epoch - 1) * steps, epoch * steps),

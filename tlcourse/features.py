@@ -57,7 +57,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from tlcourse._plumbing import as_loader, first_tensor, to_device
+from tlcourse._plumbing import as_loader, channels_last, first_tensor, to_device
 from tlcourse.config import profile, profile_name
 from tlcourse.device import autocast, get_device
 
@@ -517,20 +517,6 @@ def _check_layers(model: nn.Module, layers: Sequence[str | None]) -> list[str]:
     return out
 
 
-def _image_batch(x: Any, device: torch.device) -> bool:
-    return isinstance(x, torch.Tensor) and x.dim() == 4 and device.type in ("cpu", "cuda")
-
-
-def _is_channels_last(model: nn.Module) -> bool:
-    """Whether the model's 4-D parameters are stored channels-last (NHWC): the first unambiguous one tells."""
-    for p in model.parameters():
-        if p.dim() == 4:
-            nchw, nhwc = p.is_contiguous(), p.is_contiguous(memory_format=torch.channels_last)
-            if nchw != nhwc:
-                return nhwc
-    return False
-
-
 def _run_pass(
     model: nn.Module, loader: DataLoader, layers: list[str], pool: str, device: torch.device, amp: bool, progress: bool
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -554,20 +540,15 @@ def _run_pass(
 
     flags = {m: m.training for m in model.modules()}
     handles = [modules[name].register_forward_hook(make_hook(name)) for name in hooked]
-    restore_format = False
     try:
         model.eval()
         model.to(device)
         bar = tqdm(loader, desc=f"features ({', '.join(layers)})", disable=not progress, leave=False)
-        with torch.inference_mode(), autocast(device, enabled=amp):
+        # NHWC convolutions: ~35 % less CPU time for EfficientNet-Lite0
+        with torch.inference_mode(), autocast(device, enabled=amp), channels_last(model, device):
             for batch in bar:
                 x, y = _split_batch(batch)
                 x = to_device(x, device)
-                if _image_batch(x, device):  # NHWC convolutions: ~35 % less CPU time for EfficientNet-Lite0
-                    if not restore_format and not _is_channels_last(model):
-                        model.to(memory_format=torch.channels_last)
-                        restore_format = True
-                    x = x.contiguous(memory_format=torch.channels_last)
                 current.clear()
                 try:
                     if strategy is not None:
@@ -587,8 +568,6 @@ def _run_pass(
             handle.remove()
         for module, flag in flags.items():
             module.training = flag
-        if restore_format:
-            model.to(memory_format=torch.contiguous_format)
     out = {name: np.concatenate(parts).astype(np.float32, copy=False) for name, parts in chunks.items()}
     return out, np.concatenate(labels).astype(np.int64)
 

