@@ -473,3 +473,16 @@ def test_make_loader_workers_only_where_they_help(monkeypatch: pytest.MonkeyPatc
     dl = make_loader(images, batch_size=2, device="cpu")
     assert (dl.num_workers, dl.persistent_workers, dl.pin_memory) == (4, True, False)
     assert make_loader(images, num_workers=0).num_workers == 0
+
+
+@needs_mirror
+def test_medmnist_default_eval_transform_keeps_the_whole_thumbnail(mirror: Path) -> None:
+    """Evaluation images are the whole 28-px thumbnail upsampled, not a centre crop of it (border kept)."""
+    ds = D.load_medmnist("breastmnist", "test", image_size=56)
+    x, _ = ds[0]
+    assert x.shape == (3, 56, 56)
+    from torchvision.transforms import functional as TF_
+
+    raw = torch.from_numpy(ds.images[0]).float()[None, None] / 255
+    whole = TF_.resize(raw, [56, 56], interpolation=TF_.InterpolationMode.BICUBIC, antialias=True)[0, 0]
+    assert np.corrcoef(whole.flatten().numpy(), x[0].flatten().numpy())[0, 1] > 0.99, "the whole image, resized"

@@ -454,16 +454,21 @@ class _ToRGB:
         return "ToRGB()"
 
 
-def preprocess(name: str = "efficientnet_lite0", train: bool = False, image_size: int | None = None) -> Any:
+def preprocess(name: str = "efficientnet_lite0", train: bool = False, image_size: int | None = None,
+               crop: bool = True) -> Any:
     """torchvision transforms that feed a backbone: RGB, resize/crop (augment when ``train``), normalise.
 
-    ``image_size`` overrides the backbone's native size (the cpu profile uses smaller images).
+    ``image_size`` overrides the backbone's native size (the cpu profile uses smaller images). For evaluation,
+    ``crop=False`` resizes the whole image instead of centre-cropping the backbone's ``crop_pct`` of it: for
+    images that are already the region of interest, such as MedMNIST's 28-px thumbnails.
 
     Example:
         >>> t = preprocess("efficientnet_lite0", image_size=128)
         >>> from PIL import Image
         >>> t(Image.new("RGB", (300, 200))).shape
         torch.Size([3, 128, 128])
+        >>> preprocess(image_size=64, crop=False)(Image.new("L", (28, 28))).shape
+        torch.Size([3, 64, 64])
     """
     from torchvision import transforms as T
 
@@ -479,8 +484,10 @@ def preprocess(name: str = "efficientnet_lite0", train: bool = False, image_size
             T.RandomHorizontalFlip(),
             T.ColorJitter(0.2, 0.2, 0.2),
         ]
-    else:
+    elif crop:
         steps = [_ToRGB(), T.Resize(int(round(size / spec.crop_pct)), interpolation=interp), T.CenterCrop(size)]
+    else:
+        steps = [_ToRGB(), T.Resize((size, size), interpolation=interp)]
     return T.Compose([*steps, T.ToTensor(), T.Normalize(spec.mean, spec.std)])
 
 
