@@ -6,7 +6,7 @@
 * ``trunk_text`` — the top 2 of MiniLM's 6 layers + head on rt-polarity sentences (lesson 06), one epoch: ``fit``
   on tokenised batches vs cache once + ``fit`` on the cached hidden states.
 * ``threads`` — one epoch of the cached top-3 with 1 torch thread vs all cores.
-* ``channels_last`` — training steps of the whole Lite0 at 224 px, NCHW vs channels-last memory format.
+* ``channels_last`` — one epoch of ``fit`` on the whole Lite0 at 224 px, without and with its channels-last switch.
 * ``inference_mode`` — a forward pass over the validation images under ``no_grad`` vs ``inference_mode``.
 * ``bf16`` — training steps under bfloat16 autocast vs float32, where the CPU has bf16 instructions
   (``avx512_bf16`` / ``amx_bf16``); elsewhere reported as absent.
@@ -140,19 +140,31 @@ def _steps(model: Any, x: torch.Tensor, y: torch.Tensor, n: int) -> float:
 
 
 def channels_last(steps: int = 6) -> dict[str, Any]:
-    """Training steps of the whole Lite0 (batch 32, 224 px): NCHW vs channels-last."""
+    """One epoch of ``fit`` on the whole Lite0 (``steps`` batches of 32 at 224 px): with the NHWC switch of
+    ``tlcourse._plumbing.channels_last`` turned off (before) and as shipped (after)."""
+    import contextlib
+
+    from torch.utils.data import TensorDataset
+
+    import tlcourse.train as train
     from tlcourse.models import build_classifier
 
-    x, y = torch.randn(32, 3, 224, 224), torch.randint(0, 2, (32,))
-    nchw = build_classifier("efficientnet_lite0", 2)
-    _steps(nchw, x[:4], y[:4], 1)  # warm-up
-    before = _steps(nchw, x, y, steps)
-    nhwc = build_classifier("efficientnet_lite0", 2).to(memory_format=torch.channels_last)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-    _steps(nhwc, x_cl[:4], y[:4], 1)
-    after = _steps(nhwc, x_cl, y, steps)
-    return {"what": f"{steps} training steps of Lite0, batch 32 at 224 px", "before_s": before, "after_s": after,
-            "ratio": before / after}
+    data = TensorDataset(torch.randn(32 * steps, 3, 224, 224), torch.randint(0, 2, (32 * steps,)))
+
+    def one_epoch() -> float:
+        model = build_classifier("efficientnet_lite0", 2)
+        train.fit(model, TensorDataset(*data[:8]), epochs=1, batch_size=8, progress=False, device="cpu")  # warm-up
+        return _seconds(lambda: train.fit(model, data, epochs=1, batch_size=32, progress=False, device="cpu"))
+
+    shipped = train.channels_last
+    train.channels_last = lambda *_: contextlib.nullcontext()  # before: fit without the switch
+    try:
+        before = one_epoch()
+    finally:
+        train.channels_last = shipped
+    after = one_epoch()
+    return {"what": f"fit, one epoch of Lite0: {steps} batches of 32 at 224 px (NCHW vs channels-last)",
+            "before_s": before, "after_s": after, "ratio": before / after}
 
 
 def inference_mode() -> dict[str, Any]:
@@ -175,7 +187,8 @@ def inference_mode() -> dict[str, Any]:
 
 
 def bf16(steps: int = 6) -> dict[str, Any]:
-    """Training steps of the whole Lite0 (batch 32, 224 px): float32 vs bfloat16 autocast on the CPU — measured
+    """Training steps of the whole channels-last Lite0 (batch 32, 224 px): float32 vs bfloat16 autocast on the CPU
+    (not used by ``fit``: it would change the numbers with the machine) — measured
     only where the CPU has bf16 instructions (``avx512_bf16`` / ``amx_bf16`` in /proc/cpuinfo); elsewhere bf16
     is emulated and slower."""
     from tlcourse.models import build_classifier
@@ -188,13 +201,14 @@ def bf16(steps: int = 6) -> dict[str, Any]:
     if not has:
         return {"what": "bf16 instructions on this CPU", "present": has, "note": "absent: not measured, not used"}
     x, y = torch.randn(32, 3, 224, 224), torch.randint(0, 2, (32,))
-    model = build_classifier("efficientnet_lite0", 2)
+    model = build_classifier("efficientnet_lite0", 2).to(memory_format=torch.channels_last)  # as fit runs it
     _steps(model, x[:4], y[:4], 1)
     before = _steps(model, x, y, steps)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         _steps(model, x[:4], y[:4], 1)
         after = _steps(model, x, y, steps)
-    return {"what": f"{steps} training steps of Lite0, batch 32 at 224 px, bf16 autocast ({', '.join(has)})",
+    return {"what": f"{steps} training steps of channels-last Lite0, batch 32 at 224 px, bf16 autocast "
+                    f"({', '.join(has)})",
             "before_s": before, "after_s": after, "ratio": before / after}
 
 
