@@ -504,4 +504,3 @@ def test_channels_last_leaves_models_without_convolutions_alone():
     two_d = nn.Sequential(nn.Conv2d(1, 1, 1))
     with channels_last(two_d, torch.device("meta")):  # neither CPU nor CUDA: untouched
         assert two_d[0].weight.is_contiguous()
-

@@ -709,7 +709,7 @@ def fit(
     steps = [_Diverged(), _BestEpoch(watcher, early_stopping, n_epochs),
              _Progress(progress, n_epochs, metric_names[0] if metric_names else None),
              *[_EachEpoch(cb) for cb in callbacks]]
-    with channels_last(run.model, run.device):  # NHWC convolutions: 1.7x faster steps for Lite0 on a CPU
+    with channels_last(run.model, run.device):  # NHWC convolutions: faster steps (benchmarks/SPEEDUPS.md)
         _fit_loop(run, val_loader, n_epochs, metric_names, sched, history, steps)
     return history
 

@@ -180,8 +180,7 @@ def _lower_outputs(lower: Sequence[Stage], loader: Any, device: torch.device, de
     """Run the frozen stages over every batch; returns (outputs, labels) concatenated on the CPU."""
     outs, labels = [], []
     batches = tqdm(loader, desc=desc, leave=False) if desc else loader
-    modules = nn.ModuleList(m for stage in lower for m in stage.modules)
-    with torch.inference_mode(), channels_last(modules, device):
+    with torch.inference_mode():
         for raw in batches:
             batch = read_batch(raw, device)
             state: Any = batch.inputs
@@ -285,14 +284,16 @@ def cache_trunk(model: nn.Module, data: Any, *, last: int, views: int = 1, batch
     dev = get_device(device)
     lower, upper = _split(model, last)
     model.to(dev)
-    _bn_eval([m for s in lower for m in s.modules])
+    frozen = nn.ModuleList(m for s in lower for m in s.modules)
+    _bn_eval(frozen)
     start = time.perf_counter()
     outs, labels = [], []
-    for view in range(views):
-        desc = f"frozen part, view {view + 1}/{views}" if progress else None
-        o, y = _lower_outputs(lower, as_loader(data, batch_size, dev), dev, desc)
-        outs += o
-        labels.append(y)
+    with channels_last(frozen, dev):  # NHWC once for every view
+        for view in range(views):
+            desc = f"frozen part, view {view + 1}/{views}" if progress else None
+            o, y = _lower_outputs(lower, as_loader(data, batch_size, dev), dev, desc)
+            outs += o
+            labels.append(y)
     return CachedTrunk(_as_dataset(outs, torch.cat(labels), store), Top(upper), upper[0].name,
                        time.perf_counter() - start, views)
 

@@ -44,12 +44,13 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------------------
 # DataLoaders, subsets and fingerprints
 # ----------------------------------------------------------------------------------------------------------------
-def _default_transform(transform: Any, train_aug: bool, image_size: int | None) -> Any:
+def _default_transform(transform: Any, train_aug: bool, image_size: int | None, crop: bool = True) -> Any:
     if transform is not None:
         return transform
     from tlcourse.models import preprocess  # lazy: models imports timm
 
-    return preprocess("efficientnet_lite0", train=train_aug, image_size=image_size or profile().image_size)
+    return preprocess("efficientnet_lite0", train=train_aug, image_size=image_size or profile().image_size,
+                      crop=crop)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -118,10 +119,7 @@ def load_medmnist(
     with np.load(path) as npz:
         images = npz[f"{split}_images"]
         labels = npz[f"{split}_labels"].reshape(-1).astype(np.int64)
-    if transform is None:
-        from tlcourse.models import preprocess  # lazy: models imports timm
-
-        transform = preprocess(train=train_aug, image_size=image_size or profile().image_size, crop=False)
+    transform = _default_transform(transform, train_aug, image_size, crop=False)  # the whole thumbnail
     return _array_dataset(spec, split, images, labels, transform, train_aug, image_size, per_class, limit, seed)
 
 
