@@ -9,7 +9,8 @@ mean, the spread (max − min) and the anchor. Usage::
     python benchmarks/seeds.py --profile cpu --seeds 1 2 --offset0-from benchmarks/RESULTS.json ...
 
 ``--offset0-from`` takes seed offset 0 from a ``run.py`` results file of the same profile (the lessons' own seed,
-already run) instead of running it again.
+already run) instead of running it again. Numbers of lessons not run this time are kept from the previous
+``SEEDS.json`` of the same profile, and each number says when it was measured.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,7 @@ def collect(notebooks: list[Path], profile: str, seeds: list[int], timeout: int,
                 if rec["name"] in ANCHORS or rec["name"] in HEADLINES:
                     entry = table.setdefault(rec["name"], {"lesson": path.stem, "values": {}})
                     entry["values"][str(seed)] = rec["value"]
+                    entry["measured"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
             if save is not None:
                 save(table)
     return table
@@ -64,6 +67,19 @@ def add_offset0(table: dict[str, Any], results: Path, profile: str, notebooks: l
             entry["values"]["0"] = rec["value"]
 
 
+def keep_previous(table: dict[str, Any], previous: Path, profile: str, notebooks: list[Path]) -> None:
+    """Numbers of lessons not run this time, from an earlier ``SEEDS.json`` of the same profile."""
+    if not previous.is_file():
+        return
+    old = json.loads(previous.read_text())
+    if old.get("profile") != profile:
+        return
+    stems = {p.stem for p in notebooks}
+    for name, entry in old["numbers"].items():
+        if entry["lesson"] not in stems and name not in table:
+            table[name] = entry
+
+
 def markdown(table: dict[str, Any], profile: str, info: dict[str, Any]) -> str:
     """The table as a page: value per seed, mean, spread, anchor."""
     seeds = sorted({s for e in table.values() for s in e["values"]}, key=int)
@@ -71,15 +87,15 @@ def markdown(table: dict[str, Any], profile: str, info: dict[str, Any]) -> str:
              f"Written by `benchmarks/seeds.py` (do not edit by hand). Profile `{profile}` on {info['cpu']} "
              f"({info['cores']} cores). Seed offsets {', '.join(seeds)} (`TLCOURSE_SEED_OFFSET`); the lessons "
              "themselves run offset 0. Spread = max − min.", "",
-             "| number | lesson | " + " | ".join(f"seed +{s}" for s in seeds) + " | mean | spread | anchor |",
-             "|---|---|" + "---:|" * (len(seeds) + 3)]
+             "| number | lesson | " + " | ".join(f"seed +{s}" for s in seeds) + " | mean | spread | anchor | measured (UTC) |",
+             "|---|---|" + "---:|" * (len(seeds) + 3) + "---|"]
     for name, e in sorted(table.items(), key=lambda kv: (kv[1]["lesson"], kv[0])):
         vals = [e["values"].get(s) for s in seeds]
         got = [v for v in vals if v is not None]
         anchor = ANCHORS.get(name)
         lines.append(f"| {name} | {e['lesson']} | " + " | ".join("—" if v is None else f"{v:.4f}" for v in vals)
                      + f" | {statistics.mean(got):.4f} | {max(got) - min(got):.4f} | "
-                     + (f"{anchor[0]:.4g}" if anchor else "—") + " |")
+                     + (f"{anchor[0]:.4g}" if anchor else "—") + f" | {e.get('measured', 'an earlier run')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -97,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     notebooks = find_notebooks(args.notebooks)
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
+    previous = args.out_dir / "SEEDS.json"
+
     def save(table: dict[str, Any]) -> None:
+        keep_previous(table, previous, args.profile, notebooks)
         if args.offset0_from:
             add_offset0(table, args.offset0_from, args.profile, notebooks)
         (args.out_dir / "SEEDS.json").write_text(json.dumps({"profile": args.profile, "machine": info,

@@ -5,6 +5,8 @@
   on the cached maps. Whole runs of ``EPOCHS`` epochs, cache included; and per epoch.
 * ``trunk_text`` — the top 2 of MiniLM's 6 layers + head on rt-polarity sentences (lesson 06), one epoch: ``fit``
   on tokenised batches vs cache once + ``fit`` on the cached hidden states.
+* ``lora_dropout`` — LoRA on all 6 MiniLM layers (lesson 06's cpu set-up), one epoch on cached states: adapter
+  dropout 0.1 (a common recipe) vs 0 (what the lesson uses): on a CPU the random masks cost a share of every step.
 * ``threads`` — one epoch of the cached top-3 with 1 torch thread vs all cores.
 * ``channels_last`` — one epoch of ``fit`` on the whole Lite0 at 224 px, without and with its channels-last switch.
 * ``inference_mode`` — a forward pass over the validation images under ``no_grad`` vs ``inference_mode``.
@@ -108,6 +110,34 @@ def trunk_text(n: int = 2000) -> dict[str, Any]:
     after = time.perf_counter() - start
     return {"what": f"MiniLM top 2 layers + head, {n} sentences, 1 epoch (cache included)", "before_s": before,
             "after_s": after, "ratio": before / after, "cache_s": cached.seconds}
+
+
+def lora_dropout(n: int = 2000) -> dict[str, Any]:
+    """LoRA (r=8, query/key/value/dense, all 6 layers) for one epoch on cached states: lora_dropout 0.1 vs 0."""
+    from peft import LoraConfig, get_peft_model
+
+    from tlcourse.data import load_rt_polarity
+    from tlcourse.freeze import freeze, unfreeze
+    from tlcourse.text import load_sentence_classifier, text_loader
+    from tlcourse.train import fit
+    from tlcourse.trunk import cache_trunk, top_of
+
+    tok, base = load_sentence_classifier("minilm", 2)
+    unfreeze(freeze(base), last=7)
+    data = load_rt_polarity("train", limit=n)
+    cached = cache_trunk(base, text_loader(data, tok, max_length=48, batch_size=64, shuffle=False), last=7,
+                         store=torch.float16, progress=False)
+
+    def epoch(dropout: float) -> float:
+        config = LoraConfig(r=8, lora_alpha=16, target_modules=["query", "key", "value", "dense"],
+                            lora_dropout=dropout, modules_to_save=["classifier"])
+        top = top_of(get_peft_model(copy.deepcopy(base), config), 7)
+        return _seconds(lambda: fit(top, cached.loader(batch_size=32, shuffle=True, seed=0), epochs=1, lr=2e-3,
+                                    seed=0, progress=False))
+
+    before, after = epoch(0.1), epoch(0.0)
+    return {"what": f"LoRA on all 6 MiniLM layers, {n} cached sentences, 1 epoch: adapter dropout 0.1 vs 0",
+            "before_s": before, "after_s": after, "ratio": before / after}
 
 
 def threads() -> dict[str, Any]:
@@ -215,6 +245,7 @@ def bf16(steps: int = 6) -> dict[str, Any]:
 MEASUREMENTS: dict[str, Callable[[], dict[str, Any]]] = {
     "trunk_images": trunk_images,
     "trunk_text": trunk_text,
+    "lora_dropout": lora_dropout,
     "threads": threads,
     "channels_last": channels_last,
     "inference_mode": inference_mode,
