@@ -67,17 +67,15 @@ def add_offset0(table: dict[str, Any], results: Path, profile: str, notebooks: l
             entry["values"]["0"] = rec["value"]
 
 
-def keep_previous(table: dict[str, Any], previous: Path, profile: str, notebooks: list[Path]) -> None:
+def previous_numbers(path: Path, profile: str, notebooks: list[Path]) -> dict[str, Any]:
     """Numbers of lessons not run this time, from an earlier ``SEEDS.json`` of the same profile."""
-    if not previous.is_file():
-        return
-    old = json.loads(previous.read_text())
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
     if old.get("profile") != profile:
-        return
+        return {}
     stems = {p.stem for p in notebooks}
-    for name, entry in old["numbers"].items():
-        if entry["lesson"] not in stems and name not in table:
-            table[name] = entry
+    return {name: entry for name, entry in old["numbers"].items() if entry["lesson"] not in stems}
 
 
 def markdown(table: dict[str, Any], profile: str, info: dict[str, Any]) -> str:
@@ -87,7 +85,8 @@ def markdown(table: dict[str, Any], profile: str, info: dict[str, Any]) -> str:
              f"Written by `benchmarks/seeds.py` (do not edit by hand). Profile `{profile}` on {info['cpu']} "
              f"({info['cores']} cores). Seed offsets {', '.join(seeds)} (`TLCOURSE_SEED_OFFSET`); the lessons "
              "themselves run offset 0. Spread = max − min.", "",
-             "| number | lesson | " + " | ".join(f"seed +{s}" for s in seeds) + " | mean | spread | anchor | measured (UTC) |",
+             "| number | lesson | " + " | ".join(f"seed +{s}" for s in seeds)
+             + " | mean | spread | anchor | measured (UTC) |",
              "|---|---|" + "---:|" * (len(seeds) + 3) + "---|"]
     for name, e in sorted(table.items(), key=lambda kv: (kv[1]["lesson"], kv[0])):
         vals = [e["values"].get(s) for s in seeds]
@@ -113,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     notebooks = find_notebooks(args.notebooks)
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
-    previous = args.out_dir / "SEEDS.json"
+    out_json = args.out_dir / "SEEDS.json"
+    kept = previous_numbers(out_json, args.profile, notebooks)  # read once, before the first save rewrites it
 
     def save(table: dict[str, Any]) -> None:
-        keep_previous(table, previous, args.profile, notebooks)
+        for name, entry in kept.items():
+            table.setdefault(name, entry)
         if args.offset0_from:
             add_offset0(table, args.offset0_from, args.profile, notebooks)
-        (args.out_dir / "SEEDS.json").write_text(json.dumps({"profile": args.profile, "machine": info,
+        out_json.write_text(json.dumps({"profile": args.profile, "machine": info,
                                                              "numbers": table}, indent=1) + "\n")
         (args.out_dir / "SEEDS.md").write_text(markdown(table, args.profile, info))
 

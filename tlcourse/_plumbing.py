@@ -37,8 +37,9 @@ def is_channels_last(model: nn.Module) -> bool:
 @contextmanager
 def channels_last(model: nn.Module, device: torch.device) -> Iterator[None]:
     """Inside the block, a convolutional model on a CPU or CUDA device keeps its weights channels-last (NHWC),
-    which oneDNN and cuDNN convolve faster (``fit`` on Lite0: see ``benchmarks/SPEEDUPS.md``); on leaving, the format it had comes back. The convolutions then return NHWC
-    activations for NCHW inputs too, so batches need no conversion. Other models pass through untouched.
+    which oneDNN and cuDNN convolve faster (``fit`` on Lite0: see ``benchmarks/SPEEDUPS.md``); on leaving, the
+    format it had comes back. The convolutions then return NHWC activations for NCHW inputs too, so batches need
+    no conversion. Other models pass through untouched.
 
     Example:
         >>> net = nn.Conv2d(3, 4, 3)
