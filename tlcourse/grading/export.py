@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tlcourse.grading.course import CourseError, _coursedir, _gradebook, load_nbgrader_config
+from tlcourse.grading.tables import write_csv
 
-__all__ = ["EXPORTERS", "ROSTER_FORMATS", "export_grades", "import_roster", "Score", "scores"]
+__all__ = ["EXPORTERS", "ROSTER_FORMATS", "SAFE_ID", "export_grades", "import_roster", "is_safe_id", "Score", "scores"]
 
 
 @dataclass(frozen=True)
@@ -154,13 +156,22 @@ ROSTER_FORMATS: dict[str, tuple[set[str], Callable[[dict[str, str]], dict[str, s
 }
 
 
-def import_roster(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[str]:
-    """Add (or update) the students of an LMS roster file in nbgrader's gradebook; return their ids.
+#: A student id becomes a folder name in the course: a letter or digit, then up to 63 of letters, digits, ``._@+-``.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+
+
+def is_safe_id(student_id: str) -> bool:
+    """Whether ``student_id`` may name a student (and so a folder): :data:`SAFE_ID`, and never ``.`` or ``..``.
 
     Example:
-        >>> import_roster("canvas_gradebook_export.csv")  # doctest: +SKIP
-        ['alice', 'bob']
+        >>> [is_safe_id(s) for s in ("jane", "j.doe@x.org", "S1001", "..", "=HYPERLINK(1)", "a/b", "-1")]
+        [True, True, True, False, False, False, False]
     """
+    return student_id not in (".", "..") and SAFE_ID.fullmatch(student_id) is not None
+
+
+def _read_roster(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, str]]]:
+    """The students of a roster file as (line number, nbgrader fields), in the file's order."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or [])
@@ -169,12 +180,30 @@ def import_roster(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
             raise CourseError(f"{path}: not a roster I know (columns {sorted(columns)}); expected one of "
                               + "; ".join(f"{k}: {sorted(n)}" for k, (n, _) in ROSTER_FORMATS.items()))
         read = ROSTER_FORMATS[kind][1]
-        students = [read(row) for row in reader if not str(row.get("Student", "")).strip().startswith("Points")]
+        return [(reader.line_num, read(row)) for row in reader
+                if not str(row.get("Student", "")).strip().startswith("Points")]
+
+
+def import_roster(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Add (or update) the students of an LMS roster file in nbgrader's gradebook; return their ids.
+
+    A row without an id is skipped; a file with any id that is not :func:`is_safe_id` is refused whole (nothing
+    imported), naming each such row.
+
+    Example:
+        >>> import_roster("canvas_gradebook_export.csv")  # doctest: +SKIP
+        ['alice', 'bob']
+    """
+    students = [(line, fields.pop("id").strip(), fields) for line, fields in _read_roster(path)]
+    unsafe = [f"line {line}: {sid!r}" for line, sid, _ in students if sid and not is_safe_id(sid)]
+    if unsafe:
+        raise CourseError(f"{path}: student ids must be 1-64 letters, digits or ._@+- starting with a letter or "
+                          f"digit (they name folders); refused {len(unsafe)}: " + "; ".join(unsafe[:10])
+                          + (" ..." if len(unsafe) > 10 else ""))
     coursedir = _coursedir(load_nbgrader_config(root))
     added = []
     with _gradebook(coursedir) as gb:
-        for fields in students:
-            student_id = fields.pop("id").strip()
+        for _, student_id, fields in students:
             if student_id:
                 gb.update_or_create_student(student_id, **{k: v or None for k, v in fields.items()})
                 added.append(student_id)
@@ -184,6 +213,8 @@ def import_roster(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
 def export_grades(lms: str, out: str | os.PathLike[str], assignments: Sequence[str] | None = None,
                   root: str | os.PathLike[str] | None = None, roster: str | os.PathLike[str] | None = None) -> Path:
     """Write the gradebook as ``lms``'s import CSV (see :data:`EXPORTERS`); return the file.
+
+    The file is written atomically and every cell is safe to open in a spreadsheet (see :func:`tables.cell`).
 
     Example:
         >>> export_grades("canvas", "grades-canvas.csv")  # doctest: +SKIP
@@ -200,10 +231,4 @@ def export_grades(lms: str, out: str | os.PathLike[str], assignments: Sequence[s
         raise CourseError("nothing to export: no student or no assignment in the gradebook (import a roster with "
                           "--roster, grade first)")
     header, body = EXPORTERS[lms](rows)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(body)
-    return path
+    return write_csv(out, header, body)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from tlcourse.grading.tables import write_csv
 
 __all__ = ["GradeRow", "CSV_COLUMNS"]
 
@@ -46,15 +45,9 @@ class GradeRow:
 
 
 def _write_csv(rows: Sequence[GradeRow], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for row in sorted(rows, key=lambda r: r.student_id):
-        writer.writerow(row.as_csv())
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    """The grades CSV, sorted by student, written atomically with spreadsheet-safe cells (:mod:`.tables`)."""
+    ordered = sorted(rows, key=lambda r: r.student_id)
+    write_csv(path, CSV_COLUMNS, ([r.as_csv()[k] for k in CSV_COLUMNS] for r in ordered))
 
 
 @dataclass
