@@ -169,18 +169,39 @@ def apply_due_dates(cfg: Any, coursedir: Any, assignment: str) -> None:
 
 
 def read_notebook(path: Path, shown: str, max_mb: float | None = None) -> Any:
-    """A notebook read from an untrusted file (a size limit first, then nbformat); else a ``CourseError``.
+    """A notebook read from an untrusted file (a regular file, size-capped before reading); else a ``CourseError``.
 
     Example:
-        >>> read_notebook(Path("missing.ipynb"), "missing.ipynb")  # doctest: +SKIP
+        >>> read_notebook(Path("/dev/zero"), "zero.ipynb")
+        Traceback (most recent call last):
+        ...
+        tlcourse.grading.course.CourseError: zero.ipynb: refused (zero: a symbolic link or not a regular file (a character device))
+    """
+    from tlcourse.grading.safefs import Refused, read_regular
+
+    try:
+        data = read_regular(Path(path), int((max_mb or 64) * 1024 * 1024))
+    except Refused as exc:
+        raise CourseError(f"{shown}: refused ({exc})") from None
+    return parse_notebook(data, shown)
+
+
+def parse_notebook(data: bytes, shown: str) -> Any:
+    """A notebook parsed from untrusted bytes (nbformat, upgraded to v4); else a ``CourseError``.
+
+    Example:
+        >>> parse_notebook(b"{not json", "x.ipynb")
+        Traceback (most recent call last):
+        ...
+        tlcourse.grading.course.CourseError: x.ipynb is not a valid notebook file (Notebook does not appear to be JSON: '{not json')
     """
     import nbformat
 
-    size = path.stat().st_size
-    if max_mb is not None and size > max_mb * 1024 * 1024:
-        raise CourseError(f"{shown} is {size / 1e6:.0f} MB, over the {max_mb:g} MB a notebook may have")
     try:
-        return nbformat.read(path, as_version=4)
-    except Exception as exc:  # invalid JSON or not a notebook at all
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+            raise ValueError("no list of cells")
+        return nb
+    except Exception as exc:  # invalid UTF-8 or JSON, or not a notebook at all
         msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CourseError(f"{shown} is not a valid notebook file ({msg})") from exc
+        raise CourseError(f"{shown} is not a valid notebook file ({msg})") from None

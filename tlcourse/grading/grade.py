@@ -3,9 +3,17 @@
 For each student the parent (this process) reads and sanitises the submission with nbgrader (clear outputs,
 de-duplicate and restore grade cells from the gradebook, fix the kernel), hands the sanitised notebooks to a worker
 (:mod:`.worker`) in a sandbox (:mod:`.sandbox`), and waits at most ``timeout`` seconds. What the worker returns is
-untrusted: the parent checks that every cell it got back is the cell it sent, fails every graded cell whose kernel
-reply was not ``ok`` (whatever its outputs show), and only then lets nbgrader store the grades — the worker never
-sees the gradebook. A broken or hostile submission becomes a CSV row with ``status="error"`` while the batch goes on.
+untrusted: the parent reads it as hostile data (:mod:`.readback`), checks that every cell it got back is the cell it
+sent, fails every graded cell whose kernel reply was not ``ok`` (whatever its outputs show), removes active content
+from everything the student's kernel produced (:mod:`.sanitize`), and only then lets nbgrader store the grades — the
+worker never sees the gradebook.
+
+A kernel can lie about its own results, so two checks decide whether the points may count: canary cells that must
+fail (:mod:`.canary`) and a static review of the student's own code (:mod:`.review`). A submission that fails
+either is **withheld**: graded and stored for the formgrader, but with no automatic points in the gradebook (every
+test cell waits for an instructor's score) and no feedback, and its row says why. A broken or hostile submission
+becomes a CSV row with ``status="error"``; any failure while handling one student is that student's row, and the
+batch always finishes with a row for everyone.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import contextlib
 import copy
 import json
 import os
+import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -25,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlcourse.grading import canary
 from tlcourse.grading.course import (
     CourseError,
     _api,
@@ -35,16 +46,19 @@ from tlcourse.grading.course import (
     _step_dir,
     apply_due_dates,
     load_nbgrader_config,
-    read_notebook,
+    parse_notebook,
 )
 from tlcourse.grading.gradebook import (
     GradeRow,
     _cell_info,
+    _cell_label,
     _CellInfo,
     _error_row,
     _row_from_gradebook,
     _write_csv,
 )
+from tlcourse.grading.readback import Malformed, plain, read_log_tail, read_progress, read_result
+from tlcourse.grading.safefs import write_new
 from tlcourse.grading.sandbox import (
     FILES,
     WORKDIR,
@@ -58,15 +72,10 @@ from tlcourse.grading.sandbox import (
 )
 from tlcourse.grading.submissions import _archive_submission, _discover, _Submission
 
-__all__ = ["grade", "DEFAULT_TIMEOUT", "SUSPICIOUS"]
+__all__ = ["grade", "DEFAULT_TIMEOUT", "WITHHELD"]
 
 DEFAULT_TIMEOUT = 600.0  # seconds per submission (all its notebooks)
-MAX_NOTEBOOK_MB = 20  # a submitted notebook larger than this is refused unread
-#: Names in answer cells that reach into the kernel, the test machinery or the process: legitimate answers never
-#: need them, and a submission that uses them is flagged for a human to read (the sandbox cannot stop a kernel
-#: from lying about its own results).
-SUSPICIOUS = ("get_ipython", "showtraceback", "excepthook", "ipykernel", "InteractiveShell", "__builtins__",
-              "import builtins", "sys.modules", "ctypes", "os.kill", "signal.", "/proc/", "subprocess", "os.fork")
+WITHHELD = "withheld"  # a row's status when the points wait for an instructor's review
 
 
 @dataclass
@@ -74,9 +83,11 @@ class _Job:
     """One submission on its way: what was sent, and the worker running it."""
 
     sub: _Submission
-    home: Path  # host folder of this job: job.json, result.json, progress.json, worker.log, files/
-    notebooks: dict[str, Any] = field(default_factory=dict)  # sanitised notebooks, as sent
+    home: Path  # host folder of this job: result.json, progress.json, worker.log, files/
+    notebooks: dict[str, Any] = field(default_factory=dict)  # sanitised notebooks with canaries, as sent
+    canaries: dict[str, dict[int, canary.Canary]] = field(default_factory=dict)  # per notebook: index -> canary
     notes: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)  # why the points are withheld
     proc: subprocess.Popen | None = None
     cgroup: Cgroup | None = None
     started: float = 0.0
@@ -90,6 +101,7 @@ class _Batch:
     cfg: Any
     coursedir: Any
     infos: dict[str, _CellInfo]
+    trusted: dict[str, frozenset[str]]  # per notebook: the sources of the course's own cells
     source_files: dict[str, Path]
     folder: Path  # the temporary batch folder
     profile: str
@@ -115,16 +127,6 @@ def _submission_notes(nb: Any, info: _CellInfo) -> list[str]:
     if kernel and kernel != info.kernel:
         notes.append(f"kernel {kernel!r} replaced by {info.kernel!r}")
     return notes
-
-
-def _suspicious(nb: Any) -> list[str]:
-    """Names from :data:`SUSPICIOUS` that the submission's own cells (not the locked tests) use."""
-    found = set()
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and not meta.get("locked"):
-            found.update(name for name in SUSPICIOUS if name in cell.source)
-    return sorted(found)
 
 
 def _sanitise(nb: Any, nb_id: str, student: str, batch: _Batch) -> Any:
@@ -155,19 +157,17 @@ def _sanitise(nb: Any, nb_id: str, student: str, batch: _Batch) -> Any:
 
 
 def _prepare(sub: _Submission, batch: _Batch) -> _Job:
-    """Read, check and sanitise a submission; copy the files its notebooks may read. Raises CourseError."""
+    """Parse and sanitise a submission's notebooks, slip the canaries in, stage the course's data files (nothing
+    else of the submission: no file of it can shadow a module). Raises CourseError."""
     job = _Job(sub, batch.folder / "students" / sub.student, notes=list(sub.notes))
-    for nb_id, path in sub.notebooks.items():
-        nb = read_notebook(path, path.name, MAX_NOTEBOOK_MB)
+    rng = random.Random(secrets.randbits(64))  # per run: canaries cannot be recognised or precomputed
+    for nb_id, data in sub.notebooks.items():
+        nb = parse_notebook(data, f"{nb_id}.ipynb")
         job.notes += _submission_notes(nb, batch.infos[nb_id])
-        flagged = _suspicious(nb)
-        if flagged:
-            job.notes.append(f"review by hand: {nb_id}.ipynb uses {', '.join(flagged)}")
-        job.notebooks[nb_id] = _sanitise(nb, nb_id, sub.student, batch)
+        job.notebooks[nb_id], job.canaries[nb_id] = canary.insert(_sanitise(nb, nb_id, sub.student, batch), rng)
     files = job.home / "files"
     files.mkdir(parents=True)
-    others = _files(sub.folder, ["*.ipynb", ".*", "timestamp.txt", "submission_secret.txt"]) if sub.folder else {}
-    for rel, path in [*others.items(), *batch.source_files.items()]:  # the course's files win
+    for rel, path in batch.source_files.items():
         (files / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, files / rel)
     return job
@@ -212,7 +212,7 @@ def _folders(job: _Job, batch: _Batch) -> tuple[Path, Path]:
 
 
 def _command(job: _Job, batch: _Batch, fds: dict[str, int]) -> tuple[list[str], dict[str, str] | None]:
-    worker = [sys.executable, "-m", "tlcourse.grading.worker", "--job-fd", str(fds["job"]),
+    worker = [sys.executable, "-I", "-m", "tlcourse.grading.worker", "--job-fd", str(fds["job"]),
               "--result-fd", str(fds["result"]), "--progress-fd", str(fds["progress"])]
     workdir, _ = _folders(job, batch)
     if not batch.sandbox:
@@ -227,9 +227,11 @@ def _start(job: _Job, batch: _Batch) -> None:
     workdir, files = _folders(job, batch)
     spec = {"notebooks": job.notebooks, "execute": batch.execute, "files": str(files), "workdir": str(workdir)}
     (job.home / "job.json").write_text(json.dumps(spec), encoding="utf-8")
+    new = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fds = {"job": os.open(job.home / "job.json", os.O_RDONLY),
-           "result": os.open(job.home / "result.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-           "progress": os.open(job.home / "progress.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)}
+           "result": os.open(job.home / "result.json", new, 0o600),
+           "progress": os.open(job.home / "progress.json", new, 0o600)}
+    (job.home / "job.json").unlink()  # the hidden tests exist only behind the descriptor the worker reads once
     argv, env = _command(job, batch, fds)
     job.cgroup = make_cgroup(f"{os.getpid()}-{job.sub.student}", batch.limits)
     try:
@@ -265,8 +267,8 @@ def _kill_unsandboxed_kernel(job: _Job) -> None:
     """Without a sandbox the kernel runs in a session of its own: stop it by the pid the worker reported."""
     import psutil
 
-    with contextlib.suppress(OSError, ValueError, json.JSONDecodeError, psutil.Error):
-        pid = json.loads((job.home / "progress.json").read_text() or "{}").get("kernel_pid")
+    with contextlib.suppress(OSError, ValueError, psutil.Error):
+        pid = read_progress(job.home / "progress.json").get("kernel_pid")
         if pid:
             kernel = psutil.Process(int(pid))
             if "ipykernel" in " ".join(kernel.cmdline()):  # the pid was not reused by someone else
@@ -275,9 +277,7 @@ def _kill_unsandboxed_kernel(job: _Job) -> None:
 
 # ------------------------------------------------------------------------------------------------ outcomes
 def _where(job: _Job) -> str:
-    with contextlib.suppress(OSError, json.JSONDecodeError):
-        return json.loads((job.home / "progress.json").read_text() or "{}").get("cell") or "?"
-    return "?"
+    return read_progress(job.home / "progress.json").get("cell", "?")
 
 
 def _limit_reason(job: _Job, batch: _Batch) -> str:
@@ -286,21 +286,6 @@ def _limit_reason(job: _Job, batch: _Batch) -> str:
     if job.cgroup is not None and job.cgroup.hit_process_limit():
         return f" — the limit of {batch.limits.processes} processes was reached"
     return ""
-
-
-def _result(job: _Job, batch: _Batch) -> dict:
-    """The worker's result file, size-checked; ``{}`` when it wrote nothing readable."""
-    path = job.home / "result.json"
-    if not path.is_file() or path.stat().st_size == 0:
-        return {}
-    if path.stat().st_size > batch.limits.output_mb * 1024 * 1024:
-        return {"status": "error", "reason": f"the graded notebook is over {batch.limits.output_mb} MB (outputs "
-                                             "too large: print less)"}
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return result if isinstance(result, dict) else {}
 
 
 def _failed_reply(cell: Any, status: str | None) -> None:
@@ -314,57 +299,90 @@ def _failed_reply(cell: Any, status: str | None) -> None:
                                                        traceback=[f"CellFailed: {said} (outputs hidden or lost)"]))
 
 
-def _verified(sent: Any, returned: dict) -> Any:
-    """The executed notebook, if it holds exactly the cells that were sent; graded cells failed by their reply."""
+def _verified(sent: Any, returned: dict) -> tuple[Any, dict[int, str]]:
+    """(the executed notebook, {cell index: reply}) if it holds exactly the cells that were sent; graded cells
+    failed by their reply."""
     import nbformat
 
     try:
         nb = nbformat.from_dict(returned["notebook"])
         replies = {int(k): v for k, v in returned.get("replies", {}).items()}
+        shape = [(c.get("cell_type"), c.get("source"), c.get("metadata", {}).get("nbgrader")) for c in nb.cells]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CourseError("the worker returned no readable notebook: grade by hand") from exc
-    shape = [(c.cell_type, c.source, c.metadata.get("nbgrader")) for c in sent.cells]
-    if [(c.get("cell_type"), c.get("source"), c.get("metadata", {}).get("nbgrader")) for c in nb.cells] != shape:
+    if shape != [(c.cell_type, c.source, c.metadata.get("nbgrader")) for c in sent.cells]:
         raise CourseError("the executed notebook does not match the one sent for grading (tampering?): grade by hand")
     for index, cell in enumerate(nb.cells):
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade") and replies.get(index) != "ok":
             _failed_reply(cell, replies.get(index))
-    return nb
+    return nb, replies
+
+
+def _lies(nb_id: str, clean: Any, replies: dict[int, str], batch: _Batch) -> list[str]:
+    """Why the points of one executed notebook (canaries stripped) may not count: the static review's findings
+    on the student's own cells. A cell the review could not parse counts only when the kernel ran it anyway."""
+    from tlcourse.grading.review import review_notebook
+
+    labels = {_cell_label(c, i): i for i, c in enumerate(clean.cells)}
+    found = []
+    for f in review_notebook(clean, batch.trusted[nb_id]):
+        if f.rule == "unparsable" and replies.get(labels.get(f.cell, -1)) != "ok":
+            continue
+        found.append(f"{nb_id}.ipynb {f.cell} line {f.line}: {f.rule} ({plain(f.evidence, 80)!r})")
+    return found
+
+
+def _checked(job: _Job, nb_id: str, returned: dict, batch: _Batch) -> Any:
+    """One returned notebook verified, canaries read and stripped, the student's code reviewed, active content
+    removed: what nbgrader may store. Evidence against the submission lands in ``job.evidence``."""
+    from tlcourse.grading.sanitize import sanitize_notebook
+
+    nb, replies = _verified(job.notebooks[nb_id], returned)
+    marks = job.canaries.get(nb_id, {})
+    job.evidence += canary.verdict(marks, replies)
+    keep = [i for i in range(len(nb.cells)) if i not in marks]
+    clean = canary.strip(nb, marks)
+    clean_replies = {new: replies[old] for new, old in enumerate(keep) if old in replies}
+    job.evidence += _lies(nb_id, clean, clean_replies, batch)
+    job.notes += sanitize_notebook(clean, batch.trusted[nb_id])
+    return clean
 
 
 def _outcome(job: _Job, batch: _Batch, timeout: float, timed_out: bool) -> tuple[str, str, float]:
-    """(status, reason, seconds); on "ok" the verified notebooks are staged for nbgrader."""
+    """(status, reason, seconds); on "ok" or "withheld" the checked notebooks are staged for nbgrader."""
     import nbformat
 
     seconds = round(time.monotonic() - job.started, 1)
     if timed_out:
-        return "error", (f"stopped after the {timeout:g} s limit per submission while running {_where(job)} (an "
-                         "endless loop?); re-grade with a larger --timeout if the work is just slow"), seconds
-    result = _result(job, batch)
+        return "error", (f"timed out after {timeout:g} s (the limit per submission) while running {_where(job)}: "
+                         "an endless loop? Re-grade with a larger --timeout if the work is just slow"), seconds
+    try:
+        result = read_result(job.home / "result.json", batch.limits.output_mb * 1024 * 1024)
+    except Malformed as exc:
+        return "error", f"the grading process handed back no usable result: {exc}", seconds
     if not result:
         return "error", (f"the grading process ended without a result while running {_where(job)} (killed from "
                          f"inside?){_limit_reason(job, batch)}"), seconds
     if result.get("reason"):
-        return "error", result["reason"], seconds
+        return "error", plain(result["reason"]), seconds
     staged = batch.folder / "staged" / job.sub.student / batch.assignment
-    for nb_id, sent in job.notebooks.items():
+    for nb_id in job.notebooks:
         returned = result.get("notebooks", {}).get(nb_id)
         if returned is None:
             break
         if result.get("failed") == nb_id:
-            kind = "kernel died" if result.get("problem") == "kernel died" else result.get("problem", "")
-            if kind == "kernel died":
+            if result.get("problem") == "kernel died":
                 return "error", (f"the kernel died while running {_where(job)} of {nb_id}.ipynb (os._exit, a crash, "
                                  f"or out of memory){_limit_reason(job, batch)}"), seconds
-            return "error", f"{kind} ({nb_id}.ipynb)", seconds
+            return "error", f"{plain(result.get('problem', ''))} ({nb_id}.ipynb)", seconds
         try:
-            nb = _verified(sent, returned)
+            nb = _checked(job, nb_id, returned, batch)
         except CourseError as exc:
             return "error", str(exc), seconds
         staged.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, staged / f"{nb_id}.ipynb")
-    return "ok", "", seconds
+    return (WITHHELD if job.evidence else "ok"), "", seconds
 
 
 # ------------------------------------------------------------------------------------------------- grading
@@ -391,24 +409,57 @@ def _record(job: _Job, batch: _Batch, writer: Any, status: str, reason: str, fee
     """Store the grades of a finished job (or its error row); this process is the gradebook's only writer."""
     sub, coursedir = job.sub, batch.coursedir
     _archive_submission(sub, _step_dir(coursedir, "submitted_directory"), batch.assignment)
+    withheld = _withheld_file(batch, sub.student)
+    withheld.unlink(missing_ok=True)
     if status != "ok":
         stale = Path(coursedir.format_path(coursedir.feedback_directory, sub.student, batch.assignment))
-        shutil.rmtree(stale, ignore_errors=True)  # never release feedback of an earlier run
+        shutil.rmtree(stale, ignore_errors=True)  # never release feedback of an earlier run (or of a withheld one)
+    if status not in ("ok", WITHHELD):
         return _error_row(sub.student, batch.assignment, batch.infos, "; ".join([*job.notes, reason]))
     staged = batch.folder / "staged" / sub.student / batch.assignment
     if sub.timestamp is not None:
-        shutil.copyfile(sub.timestamp, staged / "timestamp.txt")
-    secret = sub.folder / "submission_secret.txt" if sub.folder else None
-    if secret is not None and secret.is_file():  # the exchange's key: release_feedback matches feedback with it
-        shutil.copyfile(secret, staged / "submission_secret.txt")
+        write_new(staged / "timestamp.txt", sub.timestamp.encode())
+    if sub.secret is not None:  # the exchange's key: release_feedback matches feedback with it
+        write_new(staged / "submission_secret.txt", sub.secret)
     res = writer.autograde(batch.assignment, sub.student, force=True, create=True)
     if not res["success"]:
         return _error_row(sub.student, batch.assignment, batch.infos, "nbgrader autograde failed: " + _log_errors(res))
+    if status == WITHHELD:
+        return _withhold(job, batch, withheld)
     row = _row_from_gradebook(coursedir, batch.assignment, sub.student, batch.infos, job.notes)
     if feedback:
         fb = writer.generate_feedback(batch.assignment, sub.student, force=True)
         if not fb["success"]:
             row.reason = "; ".join(filter(None, [row.reason, "feedback failed: " + _log_errors(fb)]))
+    return row
+
+
+def _withheld_file(batch: _Batch, student: str) -> Path:
+    return _step_dir(batch.coursedir, "autograded_directory").parent / "withheld" / batch.assignment / f"{student}.json"
+
+
+def _withhold(job: _Job, batch: _Batch, record: Path) -> GradeRow:
+    """Keep a stored submission's automatic points out of the gradebook: every test cell's automatic score is set
+    to 0 and marked for manual grading (the formgrader shows it), the points the kernel claimed and the evidence
+    are kept in ``course/withheld/<assignment>/<student>.json``, and no feedback is written."""
+    from nbgrader.api import Gradebook
+
+    claimed: dict[str, float] = {}
+    with Gradebook(batch.coursedir.db_url, batch.coursedir.course_id) as gb:
+        for nb in gb.find_submission(batch.assignment, job.sub.student).notebooks:
+            for g in nb.grades:
+                if g.name in batch.infos[nb.name].tests:
+                    claimed[f"{nb.name}/{g.name}"] = float(g.auto_score or 0)
+                    g.auto_score, g.needs_manual_grade = 0.0, True
+        gb.db.commit()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"student": job.sub.student, "evidence": job.evidence, "claimed": claimed},
+                                 indent=1), encoding="utf-8")
+    row = _row_from_gradebook(batch.coursedir, batch.assignment, job.sub.student, batch.infos, job.notes)
+    row.status, row.needs_manual_grade = WITHHELD, True
+    row.reason = "; ".join(["withheld for review (no automatic points until an instructor grades each test cell "
+                            f"in the formgrader; claimed {sum(claimed.values()):g} points)", *job.evidence[:6],
+                            *job.notes])
     return row
 
 
@@ -452,8 +503,9 @@ def grade(submissions: str | os.PathLike[str], assignment: str, out: str | os.Pa
                           root, log, sandbox, limits or Limits())
     if out is not None:
         _write_csv(rows, Path(out))
-    ok = sum(r.status == "ok" for r in rows)
-    log(f"{ok} graded, {len(rows) - ok} error(s)" + (f"; grades in {out}" if out is not None else ""))
+    counts = Counter(r.status for r in rows)
+    log(f"{counts['ok']} graded, {counts[WITHHELD]} withheld for review, {counts['error']} error(s)"
+        + (f"; grades in {out}" if out is not None else ""))
     return sorted(rows, key=lambda r: r.student_id)
 
 
@@ -492,8 +544,25 @@ def _open_batch(assignment: str, folder: Path, root: Any, cell_timeout: int | No
     execute = {"timeout": int(cell_timeout or cfg.Execute.get("timeout", 120)),
                "kernel_name": cfg.Execute.get("kernel_name", "python3"),
                "interrupt_on_timeout": bool(cfg.Execute.get("interrupt_on_timeout", True))}
-    return _Batch(assignment, cfg, coursedir, _cell_info(source_nbs),
+    return _Batch(assignment, cfg, coursedir, _cell_info(source_nbs), _trusted(source_nbs, folder / "release"),
                   _files(source_dir, [*coursedir.ignore, "*.ipynb"]), folder, profile, jobs, sandbox, limits, execute)
+
+
+def _trusted(source_nbs: dict[str, Path], release: Path) -> dict[str, frozenset[str]]:
+    """Per notebook, the sources of the course's own cells: locked cells and tests of the source (hidden tests
+    included) and every cell of the released notebook as students receive it (answer cells there are stubs)."""
+    import nbformat
+
+    out = {}
+    for nb_id, path in source_nbs.items():
+        cells = [c for c in nbformat.read(path, as_version=4).cells
+                 if c.metadata.get("nbgrader", {}).get("locked") or (c.metadata.get("nbgrader", {}).get("grade")
+                                                                     and not c.metadata.get("nbgrader", {}).get("solution"))]
+        released = next(release.rglob(f"{nb_id}.ipynb"), None)
+        if released is not None:
+            cells += nbformat.read(released, as_version=4).cells
+        out[nb_id] = frozenset(c.source for c in cells)
+    return out
 
 
 def _grade_all(submissions: Path, assignment: str, jobs: int, timeout: float, cell_timeout: int | None,
@@ -509,7 +578,11 @@ def _grade_all(submissions: Path, assignment: str, jobs: int, timeout: float, ce
         rows: list[GradeRow] = []
 
         def finish(job: _Job, status: str, reason: str, seconds: float) -> None:
-            rows.append(_record(job, batch, writer, status, reason, feedback))
+            try:
+                rows.append(_record(job, batch, writer, status, reason, feedback))
+            except Exception as exc:  # one student's failure is that student's row; the batch goes on
+                rows.append(_error_row(job.sub.student, batch.assignment, batch.infos,
+                                       "; ".join([*job.notes, _internal(exc, "storing the grades")])))
             row = rows[-1]
             log(f"  [{len(rows)}/{len(subs)}] {job.sub.student:<20} {row.status:<5} {row.score:g}/{row.max_score:g}  "
                 f"{seconds:.1f} s" + (f"  {row.reason}" if row.reason else ""))
@@ -533,7 +606,7 @@ def _run_all(subs: list[_Submission], batch: _Batch, timeout: float,
                 if exited or late:
                     _stop(job, batch.sandbox)
                     running.remove(job)
-                    done.append((job, *_outcome(job, batch, timeout, late)))
+                    done.append((job, *_safe_outcome(job, batch, timeout, late)))
                     _release(job)
             while pending and len(running) < batch.jobs:
                 job, problem = _launch(pending.pop(0), batch)
@@ -551,6 +624,17 @@ def _run_all(subs: list[_Submission], batch: _Batch, timeout: float,
             _release(job)
 
 
+def _internal(exc: BaseException, doing: str) -> str:
+    return f"grader error while {doing} ({type(exc).__name__}: {plain(exc, 160)}): grade this submission by hand"
+
+
+def _safe_outcome(job: _Job, batch: _Batch, timeout: float, late: bool) -> tuple[str, str, float]:
+    try:
+        return _outcome(job, batch, timeout, late)
+    except Exception as exc:  # whatever came back, it is this student's error row
+        return "error", _internal(exc, "reading the result"), round(time.monotonic() - job.started, 1)
+
+
 def _launch(sub: _Submission, batch: _Batch) -> tuple[_Job, str]:
     """Prepare and start one submission: (the job, "") — or (the job, why it cannot run)."""
     if sub.problem:
@@ -559,12 +643,17 @@ def _launch(sub: _Submission, batch: _Batch) -> tuple[_Job, str]:
         job = _prepare(sub, batch)
     except CourseError as exc:
         return _Job(sub, batch.folder, notes=list(sub.notes)), str(exc)
-    _start(job, batch)
+    except Exception as exc:
+        return _Job(sub, batch.folder, notes=list(sub.notes)), _internal(exc, "preparing it")
+    try:
+        _start(job, batch)
+    except Exception as exc:
+        return job, _internal(exc, "starting its sandbox")
     return job, ""
 
 
 def _copy_logs(batch: _Batch) -> None:
+    """Each worker's log (its last MB) into ``course/logs/<assignment>/<student>.log``."""
     logs = _step_dir(batch.coursedir, "autograded_directory").parent / "logs" / batch.assignment
     for log_file in (batch.folder / "students").glob("*/worker.log"):
-        logs.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(log_file, logs / f"{log_file.parent.name}.log")
+        write_new(logs / f"{log_file.parent.name}.log", read_log_tail(log_file))

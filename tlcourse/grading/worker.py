@@ -1,7 +1,10 @@
 """The grading worker: executes one student's (already sanitised) notebooks and hands back what the kernel did.
 
-Started by :mod:`.grade` as ``python -m tlcourse.grading.worker --job-fd J --result-fd R --progress-fd P``,
-inside the sandbox. It receives the job (notebooks with their hidden tests, nbgrader's execution settings) on file
+Started by :mod:`.grade` as ``python -I -m tlcourse.grading.worker --job-fd J --result-fd R --progress-fd P``,
+inside the sandbox: isolated mode (``-I``), so neither its working folder nor any ``PYTHON*`` variable is on its
+import path, and everything it imports is imported before any file is copied into that folder. The kernel it starts
+is isolated the same way, with a fixed command (:class:`IsolatedKernelManager`): no kernel spec, working folder or
+file in it decides what runs as the kernel. It receives the job (notebooks with their hidden tests, nbgrader's execution settings) on file
 descriptor ``J`` and closes it before any student code runs; it makes itself non-dumpable, so the student's kernel
 (a child process) cannot read its memory or file descriptors through ``/proc``. For every cell it records the
 status of the kernel's own execution reply; the parent checks the returned notebook against what it sent and fails
@@ -22,11 +25,32 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nbformat
+from jupyter_client.manager import KernelManager
+from nbclient.exceptions import DeadKernelError
+from nbgrader.preprocessors import Execute
+from traitlets.config import Config
+
 from tlcourse.grading.gradebook import _cell_label
 
-__all__ = ["main", "run_job"]
+__all__ = ["main", "run_job", "IsolatedKernelManager", "KERNEL_ARGV"]
 
 PR_SET_DUMPABLE = 4
+#: The kernel's command: this Python, isolated (no working folder or PYTHON* variable on its path), ipykernel.
+KERNEL_ARGV = (sys.executable, "-I", "-m", "ipykernel_launcher", "-f")
+
+
+class IsolatedKernelManager(KernelManager):
+    """jupyter_client's kernel manager with one fixed, isolated command line, whatever kernel spec is found.
+
+    Example:
+        >>> km = IsolatedKernelManager(connection_file="/tmp/kernel-x.json")
+        >>> km.format_kernel_cmd()[1:4]
+        ['-I', '-m', 'ipykernel_launcher']
+    """
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return [*KERNEL_ARGV, os.path.realpath(self.connection_file)]
 
 
 def _not_dumpable() -> None:
@@ -41,15 +65,13 @@ def _read_fd(fd: int) -> dict:
 
 
 def _copy_files(source: Path, target: Path) -> None:
-    """The submission's other files and the course's data files, into the (writable) working folder."""
+    """The course's data files (nothing of the submission but its notebooks, sent in the job), into the working
+    folder."""
     if source.is_dir() and source.resolve() != target.resolve():
         shutil.copytree(source, target, dirs_exist_ok=True)
 
 
 def _executor(settings: dict, progress: Any, replies: dict[int, str]) -> Any:
-    from nbgrader.preprocessors import Execute
-    from traitlets.config import Config
-
     cfg = Config()
     for key, value in settings.items():
         setattr(cfg.Execute, key, value)
@@ -70,14 +92,11 @@ def _executor(settings: dict, progress: Any, replies: dict[int, str]) -> Any:
             replies[kwargs["cell_index"]] = kwargs["execute_reply"]["content"].get("status", "missing")
             super().on_cell_executed(**kwargs)
 
-    return TrackedExecute(config=cfg)
+    return TrackedExecute(config=cfg, kernel_manager_class=IsolatedKernelManager)
 
 
 def _execute(nb_json: dict, settings: dict, workdir: Path, progress: Any) -> tuple[dict, dict, str]:
     """Run one notebook; return (executed notebook, {cell index: reply status}, problem or "")."""
-    import nbformat
-    from nbclient.exceptions import DeadKernelError
-
     nb = nbformat.from_dict(nb_json)
     replies: dict[int, str] = {}
     problem = ""
