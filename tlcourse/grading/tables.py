@@ -32,13 +32,17 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 def cell(value: Any) -> str:
     """``value`` as a CSV cell a spreadsheet shows as text: a formula-like start gets a leading ``'``.
 
-    Leading blanks do not hide a formula (some importers trim them), and ``None`` is an empty cell.
+    Leading blanks do not hide a formula (some importers trim them), and ``None`` is an empty cell. A carriage
+    return becomes a line feed: Python 3.11's CSV writer quotes a cell only for the line terminator's own
+    characters (``\\n`` here), so a bare CR would end the row early and start a new, unchecked one.
 
     Example:
         >>> cell("@SUM(A1)"), cell("  =1+1"), cell("\\t=1"), cell(None), cell(4.2), cell("Smith, Jane")
         ("'@SUM(A1)", "'  =1+1", "'\\t=1", '', '4.2', 'Smith, Jane')
+        >>> cell("Eve\\r=1+1"), cell("\\r\\n=1")
+        ('Eve\\n=1+1', "'\\n=1")
     """
-    text = "" if value is None else str(value)
+    text = "" if value is None else str(value).replace("\r\n", "\n").replace("\r", "\n")
     first = text.lstrip(" \u00a0\u3000")[:1] or text[:1]
     if first in FORMULA_STARTS and not _NUMBER.fullmatch(text):
         return "'" + text
