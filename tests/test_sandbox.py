@@ -1,7 +1,21 @@
 """Hostile submissions against the grading sandbox, with real bubblewrap, real nbgrader and real kernels.
 
-Each attack sits at the top of the warm-up's first answer cell, in front of the correct answer, so a submission
-whose attack fails still earns every point. Every attack is bounded (a file size, a number of processes, a memory
+Four classes of attack share one batch:
+
+* **escapes** (read hidden tests, write the gradebook, read a classmate, network, environment, disk, processes,
+  memory, killing the grader): each sits at the top of the warm-up's first answer cell, in front of the correct
+  answer, so a submission whose attack fails still earns every point;
+* **lies** (wrong answers made to pass by a kernel that lies: input and AST transformers reached through obfuscated
+  names, ``builtins.compile`` patched, ``torch.equal`` replaced directly or through ``unittest.mock``, objects that
+  equal anything, a hostile cell whose metadata claims it is locked): each must be *withheld* — no automatic
+  point in the gradebook — while the kernel claimed points for it;
+* **shadows** (files handed in beside an untouched notebook, named like what the worker or the kernel imports or
+  reads at start): the notebook earns exactly its own 0 points;
+* **files** (a student folder or notebook that is a link to the gradebook, ``/dev/zero`` or a hidden test, a FIFO):
+  a refused row for that student, and a row for everyone.
+
+Each escape attack sits at the top of the warm-up's first answer cell, in front of the correct answer, so a
+submission whose attack fails still earns every point. Every attack is bounded (a file size, a number of processes, a memory
 ceiling, a time-out) so that a broken sandbox makes a test fail without harming the machine. What must hold: each
 attack reports ``blocked``, never ``SUCCEEDED``; the batch finishes with a row for every student; the honest
 student's grade is exact; the gradebook holds no trace of the attacks.
@@ -9,6 +23,7 @@ student's grade is exact; the gradebook holds no trace of the attacks.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -25,6 +40,7 @@ from test_grading import (
     fill,
     make_course_root,
     read_csv,
+    released_nb,
     run_tlcourse,
     solved,
     source_nb,
@@ -215,6 +231,63 @@ os.kill(os.getppid(), signal.SIGKILL)
     }
 
 
+# ------------------------------------------------------------------------------------------------- lies
+_OBFUSCATED_IP = "_ip = getattr(__import__('IPy' + 'thon'), 'get_' + 'ipython')()\n"
+_WRONG = {  # plausible wrong answers that run without error
+    "ex1_replace_head": "def make_classifier(num_classes):\n    from tlcourse.models import load_backbone\n"
+                        "    return replace_head(load_backbone('efficientnet_lite0', pretrained=False), num_classes)\n",
+    "ex2_freeze_body": "def freeze_body(model):\n    return 0\n",
+    "ex3_unfreeze_top": "def unfreeze_top(model, k):\n    return []\n",
+}
+LIES: dict[str, str] = {  # code put in front of the wrong ex1 answer
+    "input_transformer": _OBFUSCATED_IP + (
+        "getattr(_ip, 'input_transformers_' + 'post').append(\n"
+        "    lambda lines: ['pass\\n'] if any('assert' in line for line in lines) else lines)\n"),
+    "ast_transformer": (
+        "import ast as _a\n\nclass _Strip(_a.NodeTransformer):\n    def visit_Assert(self, node):\n"
+        "        return None\n\n" + _OBFUSCATED_IP + "_ip.ast_transformers.append(_Strip())\n"),
+    "patched_compile": (
+        "import ast as _a\nimport builtins as _b\n_orig = _b.compile\n\n"
+        "def _compile(src, *args, **kwargs):\n    if isinstance(src, _a.Module):\n"
+        "        src.body = [n for n in src.body if not isinstance(n, _a.Assert)]\n"
+        "    return _orig(src, *args, **kwargs)\n\n_b.compile = _compile\n"),
+    "patched_library_check": "import torch as _t\n_t.equal = lambda *args, **kwargs: True\n",
+    "mock_library_check": ("from unittest import mock as _m\nimport torch as _t\n"
+                           "_m.patch.object(_t, 'equal', return_value=True).start()\n"),
+    "always_equal": ("class _Yes(list):\n    def __eq__(self, other):\n        return True\n\n"
+                     "def unfreeze_top(model, k):\n    return _Yes()\n"),
+}
+
+
+def _lying_notebook(lie: str) -> nbformat.NotebookNode:
+    nb = fill(released_nb(WARMUP), _WRONG)
+    if lie == "locked_claim":  # the lie in a cell of its own whose metadata says it is the course's locked code
+        cell = nbformat.v4.new_code_cell(LIES["input_transformer"])
+        cell.metadata["nbgrader"] = {"locked": True, "grade": False, "solution": False, "grade_id": "setup_cell",
+                                     "schema_version": 3}
+        nb.cells.insert(1, cell)
+        return nb
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex1_replace_head":
+            cell.source = LIES[lie] + "\n\n" + cell.source
+    return nb
+
+
+LIE_NAMES = [*LIES, "locked_claim"]
+
+# ---------------------------------------------------------------------------------------------- shadows
+SHADOWS = {  # handed in beside an untouched notebook: each would forge full marks if it were imported or read
+    "ipykernel_launcher.py": "import sys; sys.exit('shadowed kernel')\n",
+    "sitecustomize.py": "import builtins; builtins.__dict__['AssertionError'] = type('Fake', (Exception,), {})\n",
+    "tlcourse/__init__.py": "raise SystemExit('shadowed tlcourse')\n",
+    "tlcourse/grading/__init__.py": "",
+    "tlcourse/grading/worker.py": "import json, sys; json.dump({'status': 'ok', 'forged': True}, sys.stdout)\n",
+    "nbformat.py": "raise SystemExit('shadowed nbformat')\n",
+    ".ipython/profile_default/startup/00-lie.py": LIES["input_transformer"].replace("getattr(__import__('IPy' + 'thon'), 'get_' + 'ipython')()", "get_ipython()"),
+    ".local/share/jupyter/kernels/python3/kernel.json": '{"argv": ["/bin/true"], "display_name": "x", "language": "python"}',
+}
+
+
 def _hostile_notebook(attack: Attack) -> nbformat.NotebookNode:
     nb = solved(WARMUP)
     for cell in nb.cells:
@@ -230,6 +303,24 @@ def _patched_traceback() -> nbformat.NotebookNode:
              "import sys\nsys.excepthook = lambda *args: None\n\n\n"
              "def freeze_body(model: nn.Module) -> int:\n    freeze(model)\n    return 1\n")
     return fill(nb, {"ex2_freeze_body": wrong})
+
+
+FILE_ATTACKS = ["files_dir_link", "files_zero", "files_mem", "files_hidden_link", "files_fifo", "files_hardlink"]
+
+
+def _plant_files(subs: Path, course: Path) -> None:
+    """Students whose folder or notebook is not a regular file (the grader must read none of them)."""
+    (subs / "files_dir_link").symlink_to(course / "course", target_is_directory=True)  # the gradebook's folder
+    for name, target in (("files_zero", "/dev/zero"), ("files_mem", "/proc/self/mem"),
+                         ("files_hidden_link", str(REPO / "solutions" / WARMUP / f"{WARMUP}.ipynb"))):
+        (subs / name).mkdir()
+        (subs / name / f"{WARMUP}.ipynb").symlink_to(target)
+    (subs / "files_fifo").mkdir()
+    os.mkfifo(subs / "files_fifo" / f"{WARMUP}.ipynb")
+    (subs / "files_hardlink").mkdir()
+    private = subs.parent / "hidden-copy.ipynb"
+    nbformat.write(solved(WARMUP), private)
+    os.link(private, subs / "files_hardlink" / f"{WARMUP}.ipynb")
 
 
 @dataclass
@@ -253,9 +344,15 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> HostileBatch:
     honest.cells[0].source += f"\n<!-- {HONEST_MARKER} -->"
     notebooks["honest"] = honest
     notebooks["patched_traceback"] = _patched_traceback()
+    notebooks.update({f"lie_{name}": _lying_notebook(name) for name in LIE_NAMES})
+    notebooks["shadows"] = released_nb(WARMUP)
     for name, nb in notebooks.items():
         (subs / name).mkdir(parents=True)
         nbformat.write(nb, subs / name / f"{WARMUP}.ipynb")
+    for rel, text in SHADOWS.items():
+        (subs / "shadows" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (subs / "shadows" / rel).write_text(text)
+    _plant_files(subs, course)
     env_before = os.environ.get("TLCOURSE_TEST_SECRET")
     os.environ["TLCOURSE_TEST_SECRET"] = SECRET
     try:
@@ -282,7 +379,9 @@ ATTACK_NAMES = ["read_hidden", "write_gradebook", "read_other_student", "network
 
 
 def test_every_student_has_a_row_and_the_honest_grade_is_exact(hostile: HostileBatch) -> None:
-    assert set(hostile.rows) == {*ATTACK_NAMES, "honest", "patched_traceback"}, hostile.stdout
+    expected = {*ATTACK_NAMES, "honest", "patched_traceback", "shadows", *FILE_ATTACKS,
+                *(f"lie_{n}" for n in LIE_NAMES)}
+    assert set(hostile.rows) == expected, hostile.stdout
     honest = hostile.rows["honest"]
     assert honest["status"] == "ok" and (honest["auto_score"], honest["auto_max_score"]) == ("6", "6"), honest
 
@@ -291,21 +390,64 @@ def test_every_student_has_a_row_and_the_honest_grade_is_exact(hostile: HostileB
 def test_attack_fails(name: str, hostile: HostileBatch, tmp_path: Path) -> None:
     attack = _attacks(tmp_path, tmp_path, 1)[name]
     row = hostile.rows[name]
-    assert row["status"] == attack.status, row
+    if attack.status == "ok" and row["status"] == "withheld":  # blocked by the sandbox *and* flagged by the review
+        record = json.loads((hostile.course / "course" / "withheld" / WARMUP / f"{name}.json").read_text())
+        assert sum(record["claimed"].values()) == 6, f"the correct answers after a failed attack pass: {record}"
+        assert row["auto_score"] == "0", row
+    else:
+        assert row["status"] == attack.status, row
     if attack.reason:
         assert re.search(attack.reason, row["reason"]), row["reason"]
     if attack.blocked_marker:
         printed = _executed(hostile, name)
         assert f"ATTACK {name}: blocked" in printed, printed[-2000:]
         assert "SUCCEEDED" not in printed, printed[-2000:]
-        assert row["auto_score"] == "6", f"the correct answers after a failed attack keep their points: {row}"
+        if row["status"] == "ok":
+            assert row["auto_score"] == "6", f"the correct answers after a failed attack keep their points: {row}"
 
 
 def test_patched_traceback_still_fails(hostile: HostileBatch) -> None:
     row = hostile.rows["patched_traceback"]
-    assert row["status"] == "ok" and row["auto_score"] == "4", row
-    assert "ex2_freeze_body_tests 0/2" in row["reason"], row
-    assert "review by hand" in row["reason"] and "get_ipython" in row["reason"], row
+    assert row["status"] == "withheld" and row["auto_score"] == "0", row
+    assert "get_ipython" in row["reason"] and "sys" in row["reason"], row
+
+
+def _gradebook_auto(batch: HostileBatch, student: str) -> float:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{batch.course / 'course' / 'gradebook.db'}") as gb:
+        sub = gb.find_submission(WARMUP, student)
+        return sum(float(g.auto_score or 0) for nb in sub.notebooks for g in nb.grades)
+
+
+@pytest.mark.parametrize("lie", LIE_NAMES)
+def test_a_lying_kernel_earns_nothing(lie: str, hostile: HostileBatch) -> None:
+    """The lie made the kernel claim points for wrong answers; they are withheld, with the evidence in the row."""
+    row = hostile.rows[f"lie_{lie}"]
+    if row["status"] == "error":  # nbgrader may refuse the forged metadata outright: no points either
+        assert lie == "locked_claim" and row["score"] == "0", row
+        return
+    assert row["status"] == "withheld" and row["auto_score"] == "0" and row["needs_manual_grade"] == "yes", row
+    assert _gradebook_auto(hostile, f"lie_{lie}") == 0
+    record = json.loads((hostile.course / "course" / "withheld" / WARMUP / f"lie_{lie}.json").read_text())
+    assert record["evidence"], record
+    if lie != "always_equal":  # that lie fools only the student's own objects: the static review catches it
+        assert sum(record["claimed"].values()) > 0, f"the lie did not work, so the test proves nothing: {record}"
+    feedback = hostile.course / "course" / "feedback" / f"lie_{lie}"
+    assert not feedback.exists(), "no feedback for a withheld submission"
+
+
+def test_files_beside_the_notebook_are_never_imported(hostile: HostileBatch) -> None:
+    row = hostile.rows["shadows"]
+    assert row["status"] == "ok" and row["auto_score"] == "0", row  # the untouched notebook's own 0, nothing forged
+    assert "not used for grading" in row["reason"] and "ipykernel_launcher.py" in row["reason"], row
+
+
+@pytest.mark.parametrize("name", FILE_ATTACKS)
+def test_special_files_are_refused_not_read(name: str, hostile: HostileBatch) -> None:
+    row = hostile.rows[name]
+    assert row["status"] == "error" and row["score"] == "0", row
+    assert re.search(r"symbolic link|FIFO|hard link|not a folder", row["reason"]), row
 
 
 def test_gradebook_holds_only_grades(hostile: HostileBatch) -> None:
@@ -315,7 +457,7 @@ def test_gradebook_holds_only_grades(hostile: HostileBatch) -> None:
         graded = {s.student.id: s for s in gb.assignment_submissions(WARMUP)}
         manual = [g.manual_score for s in graded.values() for nb in s.notebooks for g in nb.grades
                   if g.manual_score is not None]
-    assert set(graded) == {n for n, r in hostile.rows.items() if r["status"] == "ok"}, sorted(graded)
+    assert set(graded) == {n for n, r in hostile.rows.items() if r["status"] in ("ok", "withheld")}, sorted(graded)
     assert manual == [], f"a submission wrote grades: {manual}"
 
 
