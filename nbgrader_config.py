@@ -53,6 +53,12 @@ c.OverwriteCells.add_missing_cells = True
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40
 
+# --------------------------------------------------------------------------------------- the students' copy
+# `tlcourse publish` writes a README for students: the course's name and where they hand in (your LMS's words).
+c.Tlcourse.course_title = "Transfer learning, hands-on"
+c.Tlcourse.hand_in = ("Hand in through your course's learning platform (its assignment page names the deadline), "
+                      "or, on the course's JupyterHub, with *Assignments → Submit* in JupyterLab.")
+
 # ------------------------------------------------------------------------------------------------ late work
 # Due dates (a time with its zone); `tlcourse grade` records them in the gradebook. A submission's time comes from
 # its timestamp.txt (the exchange writes it on submit; `tlcourse collect` from an LMS file name).

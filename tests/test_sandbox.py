@@ -502,3 +502,20 @@ def test_published_course_holds_no_hidden_test(tmp_path: Path) -> None:
     assert secrets and not leaked, leaked
     again = run_tlcourse("publish", str(out))
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_published_readme_is_for_students(tmp_path: Path) -> None:
+    """The copy's README tells a student how to set up, check themselves and hand in — and nothing it names is
+    missing from the copy (no `make`, no solutions, no instructors' pages)."""
+    out = tmp_path / "class"
+    assert run_tlcourse("publish", str(out)).returncode == 0
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    for needed in ("hidden tests", "pip install -r requirements.txt -e .", "Handing in", "--visible-only"):
+        assert needed in readme, needed
+    for wrong in ("make lab", "solutions/", "INSTRUCTORS.md", "worked solution", "benchmarks/"):
+        assert wrong not in readme, wrong
+    links = re.findall(r"\]\(([^)#]+)\)", readme) + re.findall(r"`((?:lessons|datasets|tlcourse)/[^`*]+)`", readme)
+    missing = [link for link in links if not link.startswith("http") and "NN" not in link
+               and not (out / link).exists()]
+    assert not missing, missing
+    assert "| 00 |" in readme, "the lessons table"

@@ -103,7 +103,7 @@ def release(root: str | os.PathLike[str] | None = None, check: bool = False,
 #: What a graded class gets (``tlcourse publish``): the package, the lessons, the data registry and how to set up.
 #: Never ``solutions/`` (hidden tests and worked answers), ``tests/`` (wrong submissions), benchmarks or CI.
 PUBLISHED: tuple[str, ...] = (
-    "README.md", "LICENSE", "pyproject.toml", "requirements.txt", "constraints.txt", "environment.yml",
+    "LICENSE", "pyproject.toml", "requirements.txt", "constraints.txt", "environment.yml",
     "nbgrader_config.py", "datasets/README.md", "lessons", "tlcourse",
 )
 _NEVER = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
@@ -126,6 +126,38 @@ def _leaked(folder: Path, secrets: Sequence[str]) -> list[str]:
         if any(s in text for s in secrets) or (rel.endswith(".ipynb") and BEGIN_HIDDEN in text):
             bad.append(rel)
     return bad
+
+
+DEFAULT_HAND_IN = ("Hand in through your course's learning platform (its assignment page names the deadline), or, "
+                   "on the course's JupyterHub, with *Assignments → Submit* in JupyterLab. Ask your instructor if "
+                   "you are unsure.")
+
+
+def _lesson_table(course: Path) -> str:
+    """The lessons table of the course README (its rows only name lessons, data and models)."""
+    text = (course / "README.md").read_text(encoding="utf-8") if (course / "README.md").is_file() else ""
+    part = text.split("## Lessons", 1)[-1].split("\n## ", 1)[0] if "## Lessons" in text else ""
+    rows = [line for line in part.splitlines() if line.startswith("|")]
+    return "\n".join(rows) or "See `lessons/`: one folder per lesson, in order."
+
+
+def student_readme(course: Path) -> str:
+    """The README of the published copy: set-up, checking yourself (visible vs hidden tests), handing in.
+
+    ``c.Tlcourse.course_title`` and ``c.Tlcourse.hand_in`` in ``nbgrader_config.py`` fill it in.
+
+    Example:
+        >>> text = student_readme(find_course_root())
+        >>> "hidden tests" in text and "make " not in text and "solutions/" not in text
+        True
+    """
+    from importlib import resources
+
+    settings = dict(load_nbgrader_config(course).get("Tlcourse", {}))
+    template = resources.files("tlcourse.grading").joinpath("templates/STUDENT_README.md").read_text("utf-8")
+    return template.format(course_title=settings.get("course_title") or "Transfer learning, hands-on",
+                           lesson_table=_lesson_table(course), hand_in=settings.get("hand_in") or DEFAULT_HAND_IN,
+                           revision=_revision(course))
 
 
 def _revision(root: Path) -> str:
@@ -164,10 +196,7 @@ def publish(target: str | os.PathLike[str], root: str | os.PathLike[str] | None 
         elif source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
-    (dest / "PUBLISHED.md").write_text(
-        f"# Published course\n\nWritten by `tlcourse publish` from revision {_revision(course)} of the course "
-        "repository. It holds the lessons, the `tlcourse` package and the set-up files; the worked solutions and "
-        "hidden tests stay with the instructors.\n", encoding="utf-8")
+    (dest / "README.md").write_text(student_readme(course), encoding="utf-8")
     leaked = _leaked(dest, _secrets(course))
     if leaked:
         shutil.rmtree(dest)
