@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import builtins
+import codecs
 import re
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["hidden_test_lines", "strip_hidden_tests", "hidden_secrets_of", "distinctive"]
+__all__ = ["hidden_test_lines", "strip_hidden_tests", "hidden_secrets_of", "distinctive", "is_test_cell", "Guard"]
 
 BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
 END_HIDDEN = "END HIDDEN TESTS"
 HIDDEN_NOTE = "a hidden test failed. Hidden tests are not shown: re-read the task and try your code on other inputs."
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_REF = re.compile(r"Cell In\[(\d+)\], line (\d+)")
+#: The most of a visible test's error message that feedback shows.
+EVALUE_CAP = 500
+#: Exception names feedback shows as they are (a student's own class could be named with encoded text).
+BUILTIN_EXCEPTIONS = frozenset(n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException))
 
 
 def _hidden_spans(source: str) -> list[tuple[int, int]]:
@@ -64,6 +73,107 @@ def strip_hidden_tests(source: str, note: str | None = "# (hidden tests run here
             keep.append(line[: len(line) - len(line.lstrip())] + note)
     return "\n".join(keep).rstrip("\n")
 
+# ------------------------------------------------------------------------------------ encoded leaks
+_WINDOW = 12  # a hidden line is found by any 12 non-blank characters of it (case folded) that no visible text has
+_MAX_DECODED = 1 << 16
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+def _inflate(data: bytes) -> list[bytes]:
+    """``data`` and, where it is zlib / gzip / raw deflate, its first 64 KiB inflated."""
+    out = [data]
+    for wbits in (47, -15):  # 47: zlib or gzip header; -15: raw deflate
+        try:
+            out.append(zlib.decompressobj(wbits).decompress(data, _MAX_DECODED))
+        except zlib.error:
+            pass
+    return out
+
+
+def _runs(pattern: str, block: int, decode: Callable[[str], bytes]) -> Callable[[str], Iterator[bytes]]:
+    """A decoder of every run of ``pattern`` in a text, tried at each offset within a ``block`` (a prefix must
+    not hide an encoded text) and cut to whole blocks."""
+    runs = re.compile(pattern, re.IGNORECASE)
+
+    def decoder(text: str) -> Iterator[bytes]:
+        for run in runs.findall(text):
+            run = run.rstrip("=")
+            for offset in range(min(block, len(run))):
+                part = run[offset:]
+                try:
+                    yield decode(part[: len(part) // block * block])
+                except (binascii.Error, ValueError):
+                    continue
+    return decoder
+
+
+#: Byte encodings a leak may use: name -> text -> decoded byte strings (of runs long enough to hide a test).
+DECODERS: dict[str, Callable[[str], Iterator[bytes]]] = {
+    "hex": _runs(r"[0-9a-f]{16,}", 2, bytes.fromhex),
+    "base64": _runs(r"[a-z0-9+/]{16,}=*", 4, base64.b64decode),
+    "base64url": _runs(r"[a-z0-9_-]{16,}=*", 4, base64.urlsafe_b64decode),
+    "base32": _runs(r"[a-z2-7]{16,}=*", 8, lambda r: base64.b32decode(r.upper())),
+    "base85": _runs(r"\S{20,}", 5, base64.b85decode),
+}
+#: Text transforms a leak may use, before and after a byte encoding.
+TRANSFORMS: dict[str, Callable[[str], str]] = {
+    "plain": lambda t: t,
+    "reversed": lambda t: t[::-1],
+    "rot13": lambda t: codecs.encode(t, "rot13"),
+}
+
+
+class Guard:
+    """Finds a hidden test in text however it is dressed: quoted, reversed, rot13, split over lines, hex, base64
+    (standard, url-safe), base32 or base85, each maybe zlib / gzip compressed, and these combined two deep.
+
+    Case is folded and blanks ignored before matching (so ``one character per line`` is found); a hidden line is
+    found by any 12-character piece of it that no visible text holds, a shorter one whole. A piece under 12
+    characters, or an encoding not listed, is not found: :class:`HideHiddenTests` therefore never shows test
+    cells' own outputs, and uses this only on the capped message of a visible test's failure.
+
+    Example:
+        >>> guard = Guard(["assert f(5) == 6, 'hidden'"], "assert f(1) == 2")
+        >>> guard.reveals(base64.b64encode(b"assert f(5) == 6, 'hidden'").decode()[::-1])
+        True
+        >>> guard.reveals("expected 2, got 3")
+        False
+    """
+
+    def __init__(self, secrets: Sequence[str], visible: str) -> None:
+        seen = _squash(visible)
+        pieces = set()
+        self.short: list[str] = []
+        for secret in map(_squash, secrets):
+            if len(secret) < _WINDOW:
+                self.short += [secret] if secret not in seen else []
+            pieces |= {secret[i:i + _WINDOW] for i in range(len(secret) - _WINDOW + 1)} - {""}
+        self.pieces = frozenset(p for p in pieces if p not in seen)
+
+    def _found(self, text: str) -> bool:
+        text = _squash(text)
+        return any(s in text for s in self.short) or any(
+            text[i:i + _WINDOW] in self.pieces for i in range(len(text) - _WINDOW + 1))
+
+    def _decoded(self, text: str) -> Iterator[str]:
+        squashed = "".join(text.split())
+        for data in (b for decode in DECODERS.values() for b in decode(squashed)):
+            for raw in _inflate(data):
+                yield raw[:_MAX_DECODED].decode("latin-1")
+
+    def reveals(self, text: str) -> bool:
+        """Whether ``text`` holds a hidden test, in the clear or in one of the encodings above."""
+        if not (self.pieces or self.short):
+            return False
+        for outer in TRANSFORMS.values():
+            for middle in (outer(text), *self._decoded(outer(text))):
+                if any(self._found(inner(middle)) for inner in TRANSFORMS.values()):
+                    return True
+        return False
+
 
 def _visible_text(nb: Any) -> str:
     return "\n".join(strip_hidden_tests(c.source, note=None) for c in nb.cells)
@@ -77,27 +187,82 @@ def _scrub_lines(text: str, secrets: Sequence[str]) -> str:
     return "\n".join(ln for ln in text.split("\n") if not _leaks(_ANSI.sub("", ln), secrets))
 
 
-def _hide_in_cell(cell: Any, secrets: Sequence[str]) -> None:
+def is_test_cell(cell: Any) -> bool:
+    """An autograded test cell (``grade`` without ``solution``), or any cell holding a hidden-test region.
+
+    Example:
+        >>> import nbformat
+        >>> is_test_cell(nbformat.v4.new_code_cell("assert f()", metadata={"nbgrader": {"grade": True}}))
+        True
+    """
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution") or bool(_hidden_spans(cell.get("source", "")))
+
+
+def _exception_name(ename: str) -> str:
+    """A built-in exception's name as is; any other (a student's class may be named with encoded text): Exception.
+
+    Example:
+        >>> _exception_name("AssertionError"), _exception_name("QVNTRVJUIGYoNSk")
+        ('AssertionError', 'Exception')
+    """
+    return ename if ename in BUILTIN_EXCEPTIONS else "Exception"
+
+
+def _failed_line(cell: Any, out: Any) -> int | None:
+    """The line of ``cell`` (1-based, in its graded source) where ``out``'s error was raised, if the traceback
+    names it (its first frame in this cell's execution)."""
+    plain = [_ANSI.sub("", ln) for ln in out.get("traceback", [])]
+    refs = [int(line) for tb in plain for count, line in _CELL_REF.findall(tb)
+            if cell.get("execution_count") in (None, int(count))]
+    return refs[0] if refs else None
+
+
+def _test_error(cell: Any, source: str, out: Any, secrets: Sequence[str], guard: Guard) -> Any:
+    """A test cell's error as feedback shows it, rebuilt from vetted parts only (see :class:`HideHiddenTests`)."""
+    spans = _hidden_spans(source)
+    line = _failed_line(cell, out)
+    plain = "\n".join(_ANSI.sub("", ln) for ln in out.get("traceback", []))
+    ename = _exception_name(str(out.get("ename", "")))
+    hidden = any(a <= line <= b for a, b in spans) if line is not None else bool(spans) and _leaks(plain, secrets)
+    if hidden:
+        return _error_output(ename, "a hidden test failed", [f"{ename}: {HIDDEN_NOTE}"])
+    evalue = _ANSI.sub("", str(out.get("evalue", "")))[:EVALUE_CAP]
+    if _leaks(evalue, [*secrets, BEGIN_HIDDEN, END_HIDDEN]) or guard.reveals(evalue):
+        evalue = "(message hidden: it would reveal a hidden test)"
+    lines = source.splitlines()
+    where = [f"in the test line: {lines[line - 1].strip()}"] if line is not None and line <= len(lines) else []
+    return _error_output(ename, evalue, [*where, f"{ename}: {evalue}"])
+
+
+def _error_output(ename: str, evalue: str, traceback: list[str]) -> Any:
+    """A fresh nbformat error output.
+
+    Example:
+        >>> _error_output("AssertionError", "no", ["AssertionError: no"]).output_type
+        'error'
+    """
+    import nbformat
+
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=traceback)
+
+
+def _hide_in_cell(cell: Any, secrets: Sequence[str], guard: Guard) -> None:
     """Remove a cell's hidden regions and any output that would reveal them (see :class:`HideHiddenTests`)."""
-    spans = _hidden_spans(cell.source)
-    hidden_numbers = {n for a, b in spans for n in range(a, b + 1)}
-    if spans:
-        cell.source = strip_hidden_tests(cell.source)
+    source = cell.source
+    test = is_test_cell(cell)
+    if _hidden_spans(source):
+        cell.source = strip_hidden_tests(source)
+    if test and cell.get("cell_type") == "code":
+        cell.outputs = [_test_error(cell, source, out, secrets, guard) for out in cell.get("outputs", [])
+                        if out.output_type == "error"]
+        return
     for out in cell.get("outputs", []):
         if out.output_type == "error":
-            plain = [_ANSI.sub("", ln) for ln in out.get("traceback", [])]
-            refs = [int(line) for tb in plain for count, line in _CELL_REF.findall(tb)
-                    if cell.get("execution_count") in (None, int(count))]
-            failed_hidden = any(n in hidden_numbers for n in refs) or (
-                not refs and bool(spans) and any(_leaks(ln, secrets) for ln in plain))
-            if failed_hidden:
-                out.evalue = "a hidden test failed"
-                out.traceback = [f"{out.ename}: {HIDDEN_NOTE}"]
-            else:  # a visible test failed: keep its traceback, minus any context line quoting a hidden one
-                out.traceback = [_scrub_lines(entry, [*secrets, BEGIN_HIDDEN, END_HIDDEN])
-                                 for entry in out.get("traceback", [])]
-                if _leaks(out.get("evalue", ""), secrets):
-                    out.evalue = "(message hidden: it quotes a hidden test)"
+            out.traceback = [_scrub_lines(entry, [*secrets, BEGIN_HIDDEN, END_HIDDEN])
+                             for entry in out.get("traceback", [])]
+            if _leaks(out.get("evalue", ""), secrets):
+                out.evalue = "(message hidden: it quotes a hidden test)"
         elif out.output_type == "stream":
             out.text = _scrub_lines(out.text, secrets)
         elif "data" in out:
@@ -110,12 +275,18 @@ def _make_hide_hidden_tests() -> type:
     from nbgrader.preprocessors import NbGraderPreprocessor
 
     class HideHiddenTests(NbGraderPreprocessor):
-        """Feedback filter: drops hidden-test regions and every output that would reveal them.
+        """Feedback filter: drops hidden-test regions and every output that could reveal them.
 
-        nbgrader grades with the hidden tests restored, so an autograded notebook holds them, and a failed hidden
-        assert prints its own line in the traceback. This preprocessor (registered in ``nbgrader_config.py``
-        after ``GetGrades`` in ``GenerateFeedback.preprocessors``) removes the regions from the source, replaces
-        an error raised on a hidden line with a short note, and drops any other output line quoting a hidden line.
+        nbgrader grades with the hidden tests restored, so an autograded notebook holds them, a failed hidden
+        assert prints its own line in the traceback, and a student's code called by a test (a ``__repr__``, their
+        function) runs in the test cell, where it can read the cell's source and print it in any encoding. This
+        preprocessor (registered in ``nbgrader_config.py`` after ``GetGrades`` in ``GenerateFeedback.preprocessors``)
+        removes the regions from the source and, in a test cell (:func:`is_test_cell`), keeps no output but its
+        error, rebuilt: an error raised on a hidden line becomes a short note; a visible test's failure keeps a
+        built-in exception's name (others read ``Exception``), its message capped at :data:`EVALUE_CAP` characters
+        (replaced when it quotes a hidden test, in the clear or encoded: :class:`Guard`) and the failing visible
+        line. Pass or fail is nbgrader's grade, not an output. Other cells (answers, the lesson's own code) keep
+        their outputs, minus lines quoting a hidden line.
 
         Example:
             >>> import nbformat
@@ -127,8 +298,9 @@ def _make_hide_hidden_tests() -> type:
 
         def preprocess(self, nb: Any, resources: dict) -> tuple[Any, dict]:
             secrets = hidden_secrets_of(nb)
+            guard = Guard(secrets, _visible_text(nb))
             for cell in nb.cells:
-                _hide_in_cell(cell, secrets)
+                _hide_in_cell(cell, secrets, guard)
             return nb, resources
 
     HideHiddenTests.__module__ = "tlcourse.grading"
