@@ -167,18 +167,26 @@ def _add_export(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 @_command("collect")
 def _cmd_collect(args: argparse.Namespace) -> int:
-    found = collect(args.download, args.assignment, lms=args.lms, root=args.root)
-    print(f"{len(found)} submission(s) collected into the course's submitted/ folder: {', '.join(found)}")
-    return 0
+    report = collect(args.download, args.assignment, lms=args.lms, root=args.root, excused=args.excuse)
+    print(report.table())
+    problems = report.problems
+    print(f"{len(report.collected)} collected into the course's submitted/ folder; "
+          + (f"{len(problems)} missing or refused: {', '.join(sorted(s.student for s in problems))}"
+             if problems else "no roster student missing"))
+    return 0 if report.ok else 1
 
 
 def _add_collect(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("collect", help="sort an LMS download (zip or flat folder) into submitted/<student>/",
-                       description="Unpack and sort a bulk download of an LMS (files named like "
-                                   "name_id_file.ipynb) with nbgrader's zip_collect.")
+    p = sub.add_parser("collect", help="sort an LMS download (zip or folder) into submitted/<student>/",
+                       description="Sort a bulk download of an LMS into submitted/<student>/<assignment>/: only the "
+                                   "names the LMS made (top level) say whose upload it is; one line per student "
+                                   "(collected, missing, refused, excused). Exit 1 when a roster student is "
+                                   "missing or refused and not excused.")
     p.add_argument("download", help="the downloaded .zip or a folder of files")
     p.add_argument("--assignment", required=True)
     p.add_argument("--lms", choices=sorted(COLLECT_PATTERNS), default="canvas", help="how files are named")
+    p.add_argument("--excuse", action="append", default=[], metavar="ID",
+                   help="a student excused from this assignment (repeatable)")
     p.set_defaults(func=_cmd_collect)
     return p
 
