@@ -183,7 +183,7 @@ def _strip_timeit_options(arg: str) -> str:
     >>> _strip_timeit_options("-n 3 -r2 -q f(1)")
     'f(1)'
     """
-    return re.sub(r"^\s*((-[nrp]\s*\d+|-[tcqo])\s+)*", "", arg)
+    return re.sub(r"^\s*((-[nrp]\s*\d+|-[tcqo])(\s+|$))*", "", arg)
 
 
 _MAGIC_METHODS = frozenset({"run_line_magic", "run_cell_magic", "system", "getoutput"})
