@@ -143,6 +143,8 @@ ZOO: dict[str, tuple[str, str]] = {
     "del_patch": ("del torch.equal", "monkey-patch"),
     "type_of_instance_patch": ("type(model).forward = lambda self, x: x", "monkey-patch"),
     "module_handed_to_function": ("def patch(m):\n    m.equal = f\npatch(torch)", "monkey-patch"),
+    "from_imported_module_handed": ("def patch(m):\n    m.Module.train = f\npatch(nn)", "monkey-patch"),
+    "module_in_a_list": ("for m in [torch]:\n    m.equal = f", "monkey-patch"),
     "vars_of_module": ("vars(torch)['equal'] = f", "dangerous-name"),
     "module_dict": ("torch.__dict__['equal'] = f", "dunder"),
     "rebind_module_name": ("class Fake:\n    def equal(self, *a):\n        return True\ntorch = Fake()", "shadowing"),
@@ -281,6 +283,8 @@ LEGIT = {
     "copy_and_freeze": "clone = copy.deepcopy(model)\nfreeze(clone)\ngroups = layer_groups(clone)",
     "dataclass": "from dataclasses import dataclass\n@dataclass\nclass Run:\n    lr: float\n    epochs: int = 3",
     "lambda_callbacks": "cbs = [lambda h: h.records[-1].update(ok=True)]",
+    "own_private_loop_name": "for _i in range(3):\n    print(_i)",
+    "getattr_of_module_in_loop": "photos = [getattr(np, n) for n in ('zeros', 'ones')]",
 }
 
 

@@ -330,10 +330,11 @@ def _dangerous_names(cell: _Cell) -> Iterator[ast.AST]:
             allowed.add(id(node.func))
         if _builtin_call(node, "open", cell) and _read_only(node.args[1:2], node.keywords):
             allowed.add(id(node.func))
+    own = {n.id for n in cell.walk() if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     for node in cell.walk():
         if isinstance(node, ast.Name) and id(node) not in allowed and node.id not in cell.imported and (
                 node.id in DANGEROUS_NAMES or node.id in ("getattr", "setattr", "delattr", "type", "open")
-                or (_HISTORY.fullmatch(node.id) and isinstance(node.ctx, ast.Load))):
+                or (_HISTORY.fullmatch(node.id) and isinstance(node.ctx, ast.Load) and node.id not in own)):
             yield node
         elif isinstance(node, ast.Attribute) and node.attr in DANGEROUS_ATTRIBUTES and id(node) not in allowed:
             yield node
@@ -411,7 +412,8 @@ def _private(cell: _Cell) -> Iterator[ast.AST]:
 
 def _monkey_patch(cell: _Cell) -> Iterator[ast.AST]:
     """Assignments and deletions on attributes or items of imported names (aliases followed) or of ``type(x)``,
-    ``setattr``/``delattr`` on them, and modules handed to a function or put in a container."""
+    ``setattr``/``delattr`` on them, and modules (or imported lower-case names, which may be modules) handed to a
+    function other than ``getattr``/``hasattr``/``isinstance``/``issubclass`` or put in a container."""
     def patched(target: ast.AST) -> bool:
         root = _root(target)
         return (isinstance(root, ast.Name) and root.id in cell.imported) or _builtin_call(root, "type", cell)
@@ -423,7 +425,8 @@ def _monkey_patch(cell: _Cell) -> Iterator[ast.AST]:
         elif (any(_builtin_call(node, f, cell) for f in ("setattr", "delattr")) and node.args
               and patched(node.args[0])):
             yield node
-        elif isinstance(node, ast.Call | ast.List | ast.Tuple | ast.Set | ast.Dict):
+        elif isinstance(node, ast.Call | ast.List | ast.Tuple | ast.Set | ast.Dict) and not any(
+                _builtin_call(node, f, cell) for f in ("getattr", "hasattr", "isinstance", "issubclass")):
             values = [*node.args, *(k.value for k in node.keywords)] if isinstance(node, ast.Call) else (
                 node.values if isinstance(node, ast.Dict) else node.elts)
             if any(isinstance(v, ast.Name) and v.id in cell.modules for v in values):
@@ -595,6 +598,7 @@ def review_sources(cells: list[tuple[str, str]], trusted_sources: Collection[str
     modules = course.modules | {a.asname or a.name.split(".")[0] for t in everything for n in ast.walk(t)
                                 if isinstance(n, ast.Import) for a in n.names}
     modules |= {n for n, d in imported.items() if d in {imported.get(m) for m in modules}}
+    modules |= {n for n, d in imported.items() if d.rsplit(".", 1)[-1][:1].islower()}  # likely modules too
     for index, trees in parsed.items():
         found += _findings(cells[index][0], cells[index][1], trees, imported, course, frozenset(modules))
     return found
