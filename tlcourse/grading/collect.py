@@ -117,7 +117,7 @@ def match_upload(name: str, lms: str, folder: bool = False) -> Upload | None:
     """
     if "/" in name or "\\" in name:
         return None
-    found = re.match(COLLECT_PATTERNS[lms], name)
+    found = re.fullmatch(COLLECT_PATTERNS[lms], name, re.DOTALL)  # a newline in a file name is just a char
     if not found:
         return None
     groups = found.groupdict()
@@ -206,7 +206,11 @@ class Budget:
             self.parent.spend(n)
         self.left -= n
         if self.left < 0:
-            raise Refused(f"{self.what} expanded past {self.limit / 1e6:g} MB; stopped reading it")
+            raise Refused(f"{self.what} expanded past {_mib(self.limit)} MiB; stopped reading it")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.3g}"
 
 
 def _zip_time(info: zipfile.ZipInfo) -> tuple[datetime, str]:
@@ -278,14 +282,14 @@ class ZipSource:
         """A member's bytes, streamed: at most ``cap`` bytes, ``MAX_RATIO``, and the download's budget."""
         info = self.members[name]
         if info.file_size > cap:
-            raise Refused(f"{info.file_size / 1e6:.1f} MB, over the {cap / 1e6:g} MB limit")
+            raise Refused(f"{_mib(info.file_size)} MiB, over the {_mib(cap)} MiB limit")
         chunks, total = [], 0
         try:
             with self.zip.open(info) as handle:
                 while chunk := handle.read(1 << 16):
                     total += len(chunk)
                     if total > cap:
-                        raise Refused(f"expands past the {cap / 1e6:g} MB limit (its size was a lie)")
+                        raise Refused(f"expands past the {_mib(cap)} MiB limit (its declared size was a lie)")
                     if total > RATIO_FLOOR and total > MAX_RATIO * max(info.compress_size, 1):
                         raise Refused(f"compressed more than {MAX_RATIO}:1 (a zip bomb?)")
                     budget.spend(len(chunk))
@@ -408,7 +412,7 @@ UPLOAD_KINDS: dict[str, Callable[[Any, Upload, str, Budget], tuple[list[Candidat
 def _candidates(source: Any, upload: Upload, budget: Budget) -> tuple[list[Candidate], list[tuple[str, str]]]:
     """Every notebook of one upload (a top-level file, or everything under a top-level folder), and refusals."""
     prefix = upload.entry + "/"
-    names = [n for n in source.members if n.startswith(prefix)] if upload.folder else [upload.entry]
+    names = [n for n in source.members if n.startswith(prefix) or (n == upload.entry and not upload.folder)]
     refused = [(n, why) for n, why in source.refused if (_parts(n)[:1] == [upload.entry]) and
                (upload.folder == (len(_parts(n)) > 1))]
     found: list[Candidate] = []
@@ -505,6 +509,9 @@ def _inside(path: Path, folder: Path) -> bool:
 def _write(submitted: Path, student: str, assignment: str, name: str, data: bytes) -> Path:
     """``submitted/<student>/<assignment>/<name>``, written through no link; never outside ``submitted/``."""
     folder = submitted / student / assignment
+    for step in (folder.parent, folder):
+        if step.is_symlink():
+            raise Refused(f"{step} is a symbolic link: the notebook would lie outside {submitted}")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     if not _inside(folder, submitted) or target.parent != folder:
@@ -578,6 +585,7 @@ def _collect_student(job: Job, lms_id: str, uploads: list[Upload]) -> None:
     entry = job.report.student(student)
     if refusal:
         entry.reasons.append(f"{refusal}: " + ", ".join(u.entry for u in uploads))
+        entry.status = "refused"
         job.report.skipped += [(u.entry, refusal) for u in uploads]
         return
     budget = Budget(STUDENT_BYTES, f"the uploads of {student}", job.budget)
