@@ -109,6 +109,9 @@ def test_collect_sorts_a_canvas_download(graded: Path, tmp_path: Path) -> None:
             zf.write(path, path.name)
     shutil.rmtree(graded / "course" / "submitted", ignore_errors=True)
     result = run_tlcourse("collect", str(archive), "--assignment", WARMUP, "--lms", "canvas", "--root", str(graded))
+    assert result.returncode == 1 and "ann" in result.stdout, "ann, on the roster, handed nothing in"
+    result = run_tlcourse("collect", str(archive), "--assignment", WARMUP, "--lms", "canvas", "--root", str(graded),
+                          "--excuse", "ann")
     assert result.returncode == 0, result.stdout + result.stderr
     for student in ("jane", "john"):
         assert (graded / "course" / "submitted" / student / WARMUP / f"{WARMUP}.ipynb").is_file(), result.stdout

@@ -444,7 +444,7 @@ def _latest(holders: Sequence[Candidate]) -> tuple[Candidate | None, str | None]
     return top[0], None
 
 
-def _choose(found: list[Candidate], expected: list[str]) -> tuple[dict[str, Candidate], list[str]]:
+def _pick_notebooks(found: list[Candidate], expected: list[str]) -> tuple[dict[str, Candidate], list[str]]:
     """Notebook name -> the candidate to collect (the expected names first, else a single notebook); problems."""
     chosen: dict[str, Candidate] = {}
     problems: list[str] = []
@@ -595,7 +595,7 @@ def _collect_student(job: Job, lms_id: str, uploads: list[Upload]) -> None:
         found += more
         job.report.skipped += refused
         entry.reasons += [f"{name}: {why}" for name, why in refused if why != "not a notebook or a zip"]
-    chosen, problems = _choose(found, job.expected)
+    chosen, problems = _pick_notebooks(found, job.expected)
     picked = {id(c) for c in chosen.values()}
     job.report.skipped += [(c.path, "not the latest upload or not the notebook; collected: " + ", ".join(
         sorted(p.path for p in chosen.values()))) for c in found if id(c) not in picked and chosen]
