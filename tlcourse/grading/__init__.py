@@ -3,13 +3,17 @@
 * :mod:`.course` — the course root, nbgrader's configuration, the assignments;
 * :mod:`.hidden` — hidden tests: found, stripped for students, kept out of feedback (:class:`HideHiddenTests`);
 * :mod:`.release` — ``release`` (lessons from solutions) and ``publish`` (the student-facing copy, for a class);
-* :mod:`.collect` — an LMS bulk download into ``submitted/`` (nbgrader's ``zip_collect``);
+* :mod:`.safefs` — the one reader of student files (regular files only, no link followed, sizes capped first);
+* :mod:`.collect` — an LMS bulk download into ``submitted/`` (its own capped reader; a report of every student);
 * :mod:`.submissions` — a folder of submissions read into one record per student;
-* :mod:`.sandbox` + :mod:`.worker` — where student code runs: bubblewrap, limits, a worker that only executes;
+* :mod:`.sandbox` + :mod:`.worker` — where student code runs: bubblewrap, limits, an isolated worker and kernel;
+* :mod:`.canary`, :mod:`.review`, :mod:`.sanitize`, :mod:`.readback` — the trust boundary: canaries a lying kernel
+  passes, a static review of the student's cells, outputs rebuilt from allow-lists, results read as hostile data;
 * :mod:`.grade` — ``grade``: sanitise, execute in the sandbox, verify, store grades (this process alone);
 * :mod:`.gradebook` — CSV rows read from nbgrader's gradebook; :mod:`.late` — due dates and late penalties;
 * :mod:`.check` — ``check`` for students and self-paced learners; :mod:`.feedback` — HTML feedback;
-* :mod:`.export` — grades to Canvas / Gradescope / CSV, rosters in; :mod:`.cli` — the subcommands.
+* :mod:`.export` — grades to Canvas / Gradescope / CSV, rosters in (:mod:`.tables`: the one CSV writer);
+  :mod:`.cli` — the subcommands.
 
 Example:
     >>> from tlcourse.grading import strip_hidden_tests
