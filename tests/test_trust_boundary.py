@@ -265,3 +265,30 @@ def test_worker_and_kernel_start_isolated(tmp_path: Path) -> None:
     plain = subprocess.run([sys.executable, "-m", "ipykernel_launcher", "--help"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
     assert "shadowed" in plain.stderr, "without -I the file would have been imported (the test can fail)"
+
+
+# ------------------------------------------------------------------------------------------------ feedback
+def test_an_answer_cell_cannot_carry_a_hidden_test_into_feedback() -> None:
+    """Code a student wrote may read a test cell while it runs and print it, encoded, from a later answer cell."""
+    import base64
+    import codecs
+
+    from tlcourse.grading import HideHiddenTests
+
+    hidden = "assert freeze_body(build(5)) == 1280 * 5 + 5, 'count, do not hard-code'"
+    meta = {"nbgrader": {"grade": True, "solution": False, "grade_id": "t1", "points": 1, "locked": True}}
+    test = nbformat.v4.new_code_cell(f"assert ok\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
+                                     metadata=meta)
+    answer_meta = {"nbgrader": {"grade": False, "solution": True, "grade_id": "a2", "locked": False}}
+    leaks = [base64.b64encode(hidden.encode()).decode(), codecs.encode(hidden, "rot13"), hidden[::-1],
+             hidden.encode().hex()]
+    answers = [nbformat.v4.new_code_cell("print(x)", metadata=answer_meta,
+                                         outputs=[nbformat.v4.new_output("stream", name="stdout", text=leak)])
+               for leak in leaks]
+    honest = nbformat.v4.new_code_cell("print(3)", metadata=answer_meta,
+                                       outputs=[nbformat.v4.new_output("stream", name="stdout", text="3 trainable\n")])
+    nb = nbformat.v4.new_notebook(cells=[test, *answers, honest])
+    out, _ = HideHiddenTests().preprocess(nb, {})
+    texts = [o.get("text", "") for c in out.cells[1:] for o in c.outputs]
+    assert all("output hidden by the grader" in t for t in texts[:-1]), texts
+    assert texts[-1] == "3 trainable\n", "an honest print stays"

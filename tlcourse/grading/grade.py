@@ -345,8 +345,24 @@ def _checked(job: _Job, nb_id: str, returned: dict, batch: _Batch) -> Any:
     clean = canary.strip(nb, marks)
     clean_replies = {new: replies[old] for new, old in enumerate(keep) if old in replies}
     job.evidence += _lies(nb_id, clean, clean_replies, batch)
-    job.notes += sanitize_notebook(clean, batch.trusted[nb_id])
+    job.notes += _timeouts(clean, clean_replies, batch.execute["timeout"])
+    removed = sanitize_notebook(clean, batch.trusted[nb_id])
+    job.notes += [n for n in removed if "widget" not in n]  # the lessons' own widgets: not worth a word per row
     return clean
+
+
+def _timeouts(nb: Any, replies: dict[int, str], limit: int) -> list[str]:
+    """Cells interrupted at the limit per cell: their KeyboardInterrupt becomes a plain "timed out" error."""
+    said = f"timed out after {limit} s (the limit per cell)"
+    notes = []
+    for index, cell in enumerate(nb.cells):
+        if replies.get(index) != "timeout":
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                out.ename, out.evalue, out.traceback = "TimeoutError", said, [f"TimeoutError: {said}"]
+        notes.append(f"{_cell_label(cell, index)} {said}")
+    return notes
 
 
 def _outcome(job: _Job, batch: _Batch, timeout: float, timed_out: bool) -> tuple[str, str, float]:
@@ -541,11 +557,44 @@ def _open_batch(assignment: str, folder: Path, root: Any, cell_timeout: int | No
         raise CourseError(f"nbgrader could not record {assignment} in the gradebook:\n{_log_errors(result)}")
     apply_due_dates(cfg, coursedir, assignment)
     source_dir = _step_dir(coursedir, "source_directory") / assignment
-    execute = {"timeout": int(cell_timeout or cfg.Execute.get("timeout", 120)),
+    execute = {"timeout": int(cell_timeout or cell_timeout_for(cfg, assignment)),
                "kernel_name": cfg.Execute.get("kernel_name", "python3"),
                "interrupt_on_timeout": bool(cfg.Execute.get("interrupt_on_timeout", True))}
     return _Batch(assignment, cfg, coursedir, _cell_info(source_nbs), _trusted(source_nbs, folder / "release"),
                   _files(source_dir, [*coursedir.ignore, "*.ipynb"]), folder, profile, jobs, sandbox, limits, execute)
+
+
+CELL_TIMEOUT_FACTOR = 5  # a cell may take this many times the whole lesson's measured grading time …
+MIN_CELL_TIMEOUT = 30  # … and at least this many seconds (kernel start and imports on a busy machine)
+
+
+def cell_timeout_for(cfg: Any, assignment: str) -> int:
+    """Seconds a cell of ``assignment`` may run when graded: ``TLCOURSE_CELL_TIMEOUT``, else
+    ``c.Tlcourse.cell_timeouts[assignment]``, else derived from the lesson's measured grading time
+    (``benchmarks/RESULTS.json``: factor and floor above), else ``c.Execute.timeout``.
+
+    Example:
+        >>> from tlcourse.grading.course import load_nbgrader_config
+        >>> 30 <= cell_timeout_for(load_nbgrader_config(), "00_warmup") <= 120
+        True
+    """
+    if os.environ.get("TLCOURSE_CELL_TIMEOUT"):
+        return int(os.environ["TLCOURSE_CELL_TIMEOUT"])
+    explicit = dict(cfg.get("Tlcourse", {}).get("cell_timeouts", {})).get(assignment)
+    if explicit:
+        return int(explicit)
+    measured = _measured_seconds(Path(cfg.CourseDirectory.root), assignment)
+    if measured:
+        return max(MIN_CELL_TIMEOUT, int(CELL_TIMEOUT_FACTOR * measured + 0.999))
+    return int(cfg.Execute.get("timeout", 120))
+
+
+def _measured_seconds(root: Path, assignment: str) -> float | None:
+    """The lesson's whole grading-profile run time recorded by ``benchmarks/run.py``, if the course has it."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        runs = json.loads((root / "benchmarks" / "RESULTS.json").read_text(encoding="utf-8"))["runs"]
+        return float(runs["grading"]["notebooks"][assignment]["seconds"])
+    return None
 
 
 def _trusted(source_nbs: dict[str, Path], release: Path) -> dict[str, frozenset[str]]:
@@ -574,7 +623,8 @@ def _grade_all(submissions: Path, assignment: str, jobs: int, timeout: float, ce
         subs = _discover(submissions, assignment, list(batch.infos))
         writer = _writer(batch.cfg, batch.folder)
         log(f"grading {len(subs)} submission(s) of {assignment} in the {profile} profile, {jobs} at a time, at most "
-            f"{timeout:g} s each, " + ("in a sandbox" if sandbox else "WITHOUT a sandbox (--no-sandbox)"))
+            f"{timeout:g} s each and {batch.execute['timeout']} s a cell, "
+            + ("in a sandbox" if sandbox else "WITHOUT a sandbox (--no-sandbox)"))
         rows: list[GradeRow] = []
 
         def finish(job: _Job, status: str, reason: str, seconds: float) -> None:

@@ -257,7 +257,8 @@ def _hide_in_cell(cell: Any, secrets: Sequence[str], guard: Guard) -> None:
         cell.outputs = [_test_error(cell, source, out, secrets, guard) for out in cell.get("outputs", [])
                         if out.output_type == "error"]
         return
-    for out in cell.get("outputs", []):
+    cell.outputs = [_guarded(out, guard) for out in cell.get("outputs", [])]
+    for out in cell.outputs:
         if out.output_type == "error":
             out.traceback = [_scrub_lines(entry, [*secrets, BEGIN_HIDDEN, END_HIDDEN])
                              for entry in out.get("traceback", [])]
@@ -269,6 +270,26 @@ def _hide_in_cell(cell: Any, secrets: Sequence[str], guard: Guard) -> None:
             for mime, value in list(out.data.items()):
                 if isinstance(value, str) and mime.startswith("text/"):
                     out.data[mime] = _scrub_lines(value, secrets)
+
+
+GUARDED_CHARS = 200_000  # of one output, checked for an encoded hidden test (a longer output is checked in part)
+
+
+def _output_text(out: Any) -> str:
+    parts = [out.get("text", ""), out.get("evalue", ""), *out.get("traceback", [])]
+    parts += [v for v in out.get("data", {}).values() if isinstance(v, str)]
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def _guarded(out: Any, guard: Guard) -> Any:
+    """An output of a student's own cell, or a note in its place when it holds a hidden test in any form (code
+    the student wrote could have read a test cell while it ran and printed it encoded in a later answer)."""
+    if not guard.reveals(_output_text(out)[:GUARDED_CHARS]):
+        return out
+    from nbformat import NotebookNode
+
+    return NotebookNode(output_type="stream", name="stdout",
+                        text="(output hidden by the grader: it holds a hidden test)\n")
 
 
 def _make_hide_hidden_tests() -> type:

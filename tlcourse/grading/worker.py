@@ -36,8 +36,9 @@ from tlcourse.grading.gradebook import _cell_label
 __all__ = ["main", "run_job", "IsolatedKernelManager", "KERNEL_ARGV"]
 
 PR_SET_DUMPABLE = 4
-#: The kernel's command: this Python, isolated (no working folder or PYTHON* variable on its path), ipykernel.
-KERNEL_ARGV = (sys.executable, "-I", "-m", "ipykernel_launcher", "-f")
+#: The kernel's command: this Python, isolated (no working folder or PYTHON* variable on its path), ipykernel
+#: without its history database (a later cell could read the test cells' sources back from it).
+KERNEL_ARGV = (sys.executable, "-I", "-m", "ipykernel_launcher", "--HistoryManager.enabled=False", "-f")
 
 
 class IsolatedKernelManager(KernelManager):
@@ -76,10 +77,16 @@ def _executor(settings: dict, progress: Any, replies: dict[int, str]) -> Any:
     for key, value in settings.items():
         setattr(cfg.Execute, key, value)
 
+    limit = float(settings.get("timeout") or 0)
+
     class TrackedExecute(Execute):
-        """nbgrader's executor, also recording each cell's execution reply and the cell being run."""
+        """nbgrader's executor, also recording each cell's execution reply (``"timeout"`` for a cell interrupted
+        at the limit per cell) and the cell being run."""
+
+        started = 0.0
 
         def preprocess_cell(self, cell: Any, resources: dict, index: int) -> Any:
+            self.started = time.monotonic()
             label = _cell_label(cell, index)
             pid = getattr(getattr(getattr(self, "km", None), "provisioner", None), "process", None)
             progress.seek(0)
@@ -89,7 +96,10 @@ def _executor(settings: dict, progress: Any, replies: dict[int, str]) -> Any:
             return super().preprocess_cell(cell, resources, index)
 
         def on_cell_executed(self, **kwargs: Any) -> None:
-            replies[kwargs["cell_index"]] = kwargs["execute_reply"]["content"].get("status", "missing")
+            status = kwargs["execute_reply"]["content"].get("status", "missing")
+            if status != "ok" and limit and time.monotonic() - self.started >= limit - 0.5:
+                status = "timeout"
+            replies[kwargs["cell_index"]] = status
             super().on_cell_executed(**kwargs)
 
     return TrackedExecute(config=cfg, kernel_manager_class=IsolatedKernelManager)
