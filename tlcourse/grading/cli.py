@@ -11,8 +11,9 @@ from tlcourse.grading.check import check_notebook
 from tlcourse.grading.collect import COLLECT_PATTERNS, collect
 from tlcourse.grading.course import CourseError
 from tlcourse.grading.export import EXPORTERS, export_grades
-from tlcourse.grading.feedback import generate_feedback
+from tlcourse.grading.feedback import feedback_archive, generate_feedback
 from tlcourse.grading.grade import DEFAULT_TIMEOUT, grade
+from tlcourse.grading.lms import ARCHIVES, FILLERS
 from tlcourse.grading.release import publish, release
 from tlcourse.grading.sandbox import Limits
 
@@ -66,8 +67,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 @_command("feedback")
 def _cmd_feedback(args: argparse.Namespace) -> int:
-    for f in generate_feedback(args.assignment, args.students or None, root=args.root):
-        print(f)
+    if not args.no_regenerate:
+        for f in generate_feedback(args.assignment, args.students or None, root=args.root):
+            print(f)
+    if args.archive:
+        lms, out = args.archive
+        if lms not in ARCHIVES:
+            raise CourseError(f"--archive {lms}: choose one of {', '.join(sorted(ARCHIVES))}")
+        path, left_out = feedback_archive(lms, out, args.assignment, root=args.root)
+        for line in left_out:
+            print(f"not in the archive: {line}", file=sys.stderr)
+        print(path)
     return 0
 
 
@@ -126,6 +136,10 @@ def _add_feedback(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Regenerate the feedback of autograded submissions, hidden tests removed.")
     p.add_argument("--assignment", required=True)
     p.add_argument("students", nargs="*", help="only these students (default: every autograded one)")
+    p.add_argument("--archive", nargs=2, metavar=("LMS", "ZIP"), default=None,
+                   help=f"also zip the feedback for the LMS's bulk upload ({'|'.join(sorted(ARCHIVES))}), "
+                        "e.g. --archive moodle feedback.zip")
+    p.add_argument("--no-regenerate", action="store_true", help="archive the feedback as it is (no regeneration)")
     p.set_defaults(func=_cmd_feedback)
     return p
 
@@ -148,18 +162,28 @@ def _add_publish(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 @_command("export")
 def _cmd_export(args: argparse.Namespace) -> int:
     print(export_grades(args.lms, args.out, assignments=args.assignments or None, root=args.root,
-                        roster=args.roster))
+                        roster=args.roster, times=args.times, zone=args.times_zone, extensions=args.extensions))
     return 0
 
 
 def _add_export(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("export", help="write the gradebook as an LMS's import CSV (Canvas, Gradescope, plain)",
-                       description="One row per student of the roster (missing work scores 0), with the "
-                                   "submission time, the late penalty and the score after it.")
-    p.add_argument("--lms", choices=sorted(EXPORTERS), default="csv", help="the CSV format (default: csv)")
+    p = sub.add_parser("export", help="write the gradebook as an LMS's import CSV (Canvas, Moodle, Gradescope, plain)",
+                       description="Grades with the late rule applied to the final score (manual points included). "
+                                   "With --roster in Canvas's gradebook export or Moodle's grading worksheet, the "
+                                   "file written is that file with our grade cells filled.")
+    p.add_argument("--lms", choices=sorted(set(EXPORTERS) | set(FILLERS)), default="csv",
+                   help="the CSV format (default: csv)")
     p.add_argument("--out", required=True, help="the CSV file to write")
     p.add_argument("--roster", default=None,
-                   help="import this roster first (the LMS's export: Canvas gradebook CSV or id,first,last,email)")
+                   help="the LMS's own file: Canvas gradebook export, Moodle grading worksheet, Gradescope roster "
+                        "or id,first_name,last_name,email (imported into the gradebook first)")
+    p.add_argument("--times", default=None, help="submission times from the LMS: a CSV with an id column "
+                                                 "(student_id, SIS Login ID, ID, Identifier, Email address) and a "
+                                                 "time column (submitted_at, Last modified (submission))")
+    p.add_argument("--times-zone", default=None, metavar="ZONE",
+                   help="the zone of times written without one in --times (Moodle's), e.g. Europe/Paris")
+    p.add_argument("--extensions", default=None,
+                   help="per-student extensions (default: extensions.csv in the course root)")
     p.add_argument("assignments", nargs="*", help="only these assignments (default: every one in the gradebook)")
     p.set_defaults(func=_cmd_export)
     return p

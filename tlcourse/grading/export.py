@@ -9,26 +9,54 @@ roster or nbgrader's own ``id,first_name,last_name,email`` file into nbgrader's 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tlcourse.grading.course import CourseError, _coursedir, _gradebook, load_nbgrader_config
+from tlcourse.grading.course import CourseError, _coursedir, _gradebook, _step_dir, load_nbgrader_config
+from tlcourse.grading.lateness import (
+    Extension,
+    Rule,
+    When,
+    late_rule,
+    parse_time,
+    read_extensions,
+    read_times,
+    shown,
+    submission_time,
+)
 from tlcourse.grading.tables import write_csv
 
-__all__ = ["EXPORTERS", "ROSTER_FORMATS", "SAFE_ID", "export_grades", "import_roster", "is_safe_id", "Score", "scores"]
+__all__ = ["EMPTY_STATES", "EXPORTERS", "LateWork", "ROSTER_FORMATS", "SAFE_ID", "export_grades", "import_roster",
+           "is_safe_id", "Score", "scores"]
+
+
+#: Why a cell stays empty: state -> words. A student with one of these states has no score to export yet.
+EMPTY_STATES: dict[str, str] = {
+    "ungraded": "not graded yet",
+    "withheld": "withheld for review: grade its test cells in the formgrader",
+    "manual": "awaiting manual grading",
+    "unknown": "lateness unknown",
+    "not due": "no submission yet (not due)",
+}
 
 
 @dataclass(frozen=True)
 class Score:
-    """One student's result on one assignment, as an LMS wants it.
+    """One student's result on one assignment, as an LMS wants it; ``final`` is ``None`` when there is nothing
+    to export yet (see :data:`EMPTY_STATES`).
 
     Example:
         >>> Score("alice", "A", "Alice", "a@x.org", "", "00_warmup", 8.0, None, "", 6.0, 1.0).final
         5.0
+        >>> Score("bob", "B", "Bob", "", "", "00_warmup", 8.0, None, "", 6.0, 0.0, state="manual").final is None
+        True
     """
 
     student_id: str
@@ -42,11 +70,21 @@ class Score:
     timestamp: Any  # datetime or "" (no submission)
     raw: float
     penalty: float
+    rule: str = ""
+    state: str = "graded"  # graded | no submission | a key of EMPTY_STATES
+    time_source: str = ""
 
     @property
-    def final(self) -> float:
-        """The score after the late penalty (never below 0)."""
-        return max(0.0, self.raw - self.penalty)
+    def final(self) -> float | None:
+        """The score after the late penalty (never below 0); ``None`` when the cell stays empty."""
+        if self.state in EMPTY_STATES:
+            return None
+        return round(max(0.0, self.raw - self.penalty), 4)
+
+    @property
+    def cell(self) -> str:
+        """The score as an LMS cell: ``4.8``, or empty."""
+        return "" if self.final is None else f"{self.final:g}"
 
     @property
     def submitted(self) -> bool:
@@ -61,29 +99,111 @@ class Score:
         return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def scores(gradebook: Any, assignments: Sequence[str] | None = None) -> Iterator[Score]:
-    """Every (roster student, assignment) pair of an open nbgrader ``Gradebook``; no submission scores 0."""
+@dataclass
+class LateWork:
+    """What the export needs to decide late work: due dates, extensions, an LMS times file, the penalty, and
+    the course folders (``submitted/`` for times, ``withheld/`` for submissions awaiting review)."""
+
+    due_dates: dict[str, datetime] = field(default_factory=dict)
+    extensions: dict[tuple[str, str], Extension] = field(default_factory=dict)
+    times: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    percent: float = 10.0
+    plugin: str = "tlcourse.grading.late.PercentPerDay"
+    submitted: Path | None = None
+    withheld: Path | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def _utc(value: Any) -> datetime | None:
+    """A gradebook time (nbgrader stores naive UTC) with its zone."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def withheld_pending(gb: Any, folder: Path | None, assignment: str, student: str) -> bool:
+    """Whether ``tlcourse grade`` withheld this submission and a test cell it names has no manual score yet."""
+    record = folder / assignment / f"{student}.json" if folder else None
+    if record is None or not record.is_file():
+        return False
+    try:
+        claimed = json.loads(record.read_text(encoding="utf-8")).get("claimed") or {}
+    except (OSError, ValueError, AttributeError):
+        return True  # an unreadable record: keep the submission withheld
+    for key in claimed:
+        notebook, _, cell = str(key).partition("/")
+        if gb.find_grade(cell, notebook, assignment, student).manual_score is None:
+            return True
+    return False
+
+
+def _graded(gb: Any, sub: Any, student: Any, assignment: Any, late: LateWork) -> tuple[dict, Rule | None]:
+    """The fields of a submission's :class:`Score` (state, time, rule) and the rule that applies."""
+    due = late.due_dates.get(assignment.name) or _utc(assignment.duedate)
+    folder = late.submitted / student.id / assignment.name if late.submitted else None
+    keys = [("student", student.id), ("lms", str(student.lms_user_id or "")), ("email", str(student.email or ""))]
+    when = submission_time(folder, keys, late.times) if folder else When(None, "none")
+    if when.time is None and _utc(sub.timestamp) and not when.late_marker:
+        when = When(_utc(sub.timestamp), "gradebook", when.late_marker, when.lms)
+    rule = late_rule(when, due, late.extensions.get((assignment.name, student.id)), late.percent, late.plugin)
+    state = "graded"
+    if withheld_pending(gb, late.withheld, assignment.name, student.id):
+        state = "withheld"
+    elif sub.needs_manual_grade:
+        state = "manual"
+    elif rule.fraction is None:
+        state = "unknown"
+    return {"timestamp": when.time or "", "state": state, "time_source": when.source, "due": due}, rule
+
+
+def _missing(assignment: Any, student_id: str, late: LateWork, any_graded: bool) -> dict:
+    """The fields of a :class:`Score` without a submission."""
+    if not any_graded:
+        return {"state": "ungraded", "rule": ""}
+    ext = late.extensions.get((assignment.name, student_id))
+    due = late.due_dates.get(assignment.name) or _utc(assignment.duedate)
+    deadline = ext.due_for(due) if ext else due
+    if deadline is not None and late.now < deadline:
+        return {"state": "not due", "rule": f"no submission yet (due {shown(deadline)})"}
+    return {"state": "no submission", "rule": "no submission"}
+
+
+def scores(gradebook: Any, assignments: Sequence[str] | None = None, late: LateWork | None = None) -> Iterator[Score]:
+    """Every (roster student, assignment) pair of an open nbgrader ``Gradebook``.
+
+    The late penalty is computed here from the final score (manual points included) and the lateness decided by
+    ``late`` (:mod:`.lateness`); nbgrader's stored ``late_submission_penalty`` is not used. No submission scores
+    0 once the (extended) due date has passed; an assignment nobody was graded on stays empty.
+    """
     from nbgrader.api import MissingEntry
 
+    late = late or LateWork()
     for assignment in gradebook.assignments:
         if assignments and assignment.name not in assignments:
             continue
+        any_graded = bool(assignment.submissions)
         for student in gradebook.students:
+            base = (student.id, student.last_name or "", student.first_name or "", student.email or "",
+                    str(student.lms_user_id or ""), assignment.name, float(assignment.max_score or 0))
             try:
                 sub = gradebook.find_submission(assignment.name, student.id)
-                when, raw, penalty = sub.timestamp, float(sub.score or 0), float(sub.late_submission_penalty or 0)
             except MissingEntry:
-                when, raw, penalty = "", 0.0, 0.0
-            yield Score(student.id, student.last_name or "", student.first_name or "", student.email or "",
-                        str(student.lms_user_id or ""), assignment.name, float(assignment.max_score or 0),
-                        assignment.duedate, when, raw, penalty)
+                extra = _missing(assignment, student.id, late, any_graded)
+                due = late.due_dates.get(assignment.name) or _utc(assignment.duedate)
+                yield Score(*base, due, "", 0.0, 0.0, **extra)
+                continue
+            fields, rule = _graded(gradebook, sub, student, assignment, late)
+            raw = float(sub.score or 0)
+            penalty = round(raw * (rule.fraction or 0.0), 6)
+            yield Score(*base, fields.pop("due"), fields.pop("timestamp"), raw, penalty, rule=rule.text, **fields)
 
 
 def _plain(rows: list[Score]) -> tuple[list[str], list[list[Any]]]:
     header = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email", "raw_score",
-              "late_submission_penalty", "score", "max_score"]
-    body = [[s.assignment, s.due or "", s.timestamp or "", s.student_id, s.last_name, s.first_name, s.email,
-             f"{s.raw:g}", f"{s.penalty:g}", f"{s.final:g}", f"{s.max_score:g}"] for s in rows]
+              "late_submission_penalty", "score", "max_score", "state", "late rule", "time source"]
+    body = [[s.assignment, shown(s.due) if s.due else "", shown(s.timestamp) if s.timestamp else "", s.student_id,
+             s.last_name, s.first_name, s.email, f"{s.raw:g}", f"{s.penalty:g}", s.cell, f"{s.max_score:g}",
+             EMPTY_STATES.get(s.state, s.state), s.rule, s.time_source] for s in rows]
     return header, body
 
 
@@ -105,7 +225,7 @@ def _canvas(rows: list[Score]) -> tuple[list[str], list[list[Any]]]:
     for student_id, by_name in sorted(table.items()):
         first = next(iter(by_name.values()))
         body.append([f"{first.last_name}, {first.first_name}".strip(", "), first.lms_user_id, student_id, student_id,
-                     "", *[f"{by_name[n].final:g}" if n in by_name else "" for n in names]])
+                     "", *[by_name[n].cell if n in by_name else "" for n in names]])
     return header, body
 
 
@@ -122,8 +242,8 @@ def _gradescope(rows: list[Score]) -> tuple[list[str], list[list[Any]]]:
         cells: list[Any] = [first.first_name, first.last_name, student_id, first.email]
         for n in names:
             s = by_name[n]
-            cells += [f"{s.final:g}", f"{s.max_score:g}", "Graded" if s.submitted else "Missing",
-                      s.timestamp or "", s.lateness]
+        cells += [s.cell, f"{s.max_score:g}", "Graded" if s.submitted else "Missing",
+                  shown(s.timestamp) if s.timestamp else "", s.lateness]
         body.append(cells)
     return header, body
 
@@ -142,6 +262,16 @@ def _split_canvas_name(name: str) -> tuple[str, str]:
     return (first.strip(), last.strip()) if first else ("", name.strip())
 
 
+def _moodle_student(r: dict[str, str]) -> dict[str, str]:
+    """A row of Moodle's grading worksheet: the id is the "ID number" when the worksheet shows it, else the
+    e-mail's local part; the participant number (``Participant 12345``) is the LMS id ``collect`` matches."""
+    first, _, last = (r.get("Full name") or "").strip().rpartition(" ")
+    email = (r.get("Email address") or "").strip()
+    return {"id": (r.get("ID number") or "").strip() or email.split("@")[0], "first_name": first or last,
+            "last_name": last if first else "", "email": email,
+            "lms_user_id": re.sub(r"^Participant\s+", "", (r.get("Identifier") or "").strip())}
+
+
 #: Roster files: (columns that identify the format, row -> nbgrader student fields).
 ROSTER_FORMATS: dict[str, tuple[set[str], Callable[[dict[str, str]], dict[str, str]]]] = {
     "nbgrader": ({"id"}, lambda r: {"id": r["id"], "first_name": r.get("first_name", ""),
@@ -153,6 +283,8 @@ ROSTER_FORMATS: dict[str, tuple[set[str], Callable[[dict[str, str]], dict[str, s
     "gradescope": ({"First Name", "Last Name", "Email"}, lambda r: {
         "id": r.get("SID") or r["Email"].split("@")[0], "first_name": r["First Name"], "last_name": r["Last Name"],
         "email": r["Email"], "lms_user_id": r.get("SID", "")}),
+    # Moodle's assignment grading worksheet (see tlcourse.grading.lms.MOODLE_COLUMNS)
+    "moodle": ({"Identifier", "Full name", "Email address"}, _moodle_student),
 }
 
 
@@ -180,8 +312,38 @@ def _read_roster(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, str]
             raise CourseError(f"{path}: not a roster I know (columns {sorted(columns)}); expected one of "
                               + "; ".join(f"{k}: {sorted(n)}" for k, (n, _) in ROSTER_FORMATS.items()))
         read = ROSTER_FORMATS[kind][1]
-        return [(reader.line_num, read(row)) for row in reader
-                if not str(row.get("Student", "")).strip().startswith("Points")]
+        return [(reader.line_num, read(row)) for row in reader if not _points_row(row.get("Student"))]
+
+
+def _points_row(student: str | None) -> bool:
+    """Canvas's row under the header ("    Points Possible") is no student.
+
+    Example:
+        >>> _points_row("    Points Possible"), _points_row("Smith, Jane")
+        (True, False)
+    """
+    return str(student or "").strip().startswith("Points Possible")
+
+
+def roster_students(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, str]]]:
+    """A roster's students as (line, fields with ``id``), unsafe or repeated ids refused (naming their lines).
+
+    Example:
+        >>> roster_students("canvas_gradebook_export.csv")  # doctest: +SKIP
+        [(3, {'id': 'jane', 'first_name': 'Jane', ...}), ...]
+    """
+    students = [(line, {**fields, "id": fields["id"].strip()}) for line, fields in _read_roster(path)]
+    unsafe = [f"line {line}: {f['id']!r}" for line, f in students if f["id"] and not is_safe_id(f["id"])]
+    if unsafe:
+        raise CourseError(f"{path}: student ids must be 1-64 letters, digits or ._@+- starting with a letter or "
+                          f"digit (they name folders); refused {len(unsafe)}: " + "; ".join(unsafe[:10])
+                          + (" ..." if len(unsafe) > 10 else ""))
+    seen: dict[str, int] = {}
+    for line, f in students:
+        if f["id"] and f["id"] in seen:
+            raise CourseError(f"{path}: line {line} and line {seen[f['id']]} are both {f['id']!r}")
+        seen[f["id"]] = line
+    return students
 
 
 def import_roster(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[str]:
@@ -194,12 +356,7 @@ def import_roster(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
         >>> import_roster("canvas_gradebook_export.csv")  # doctest: +SKIP
         ['alice', 'bob']
     """
-    students = [(line, fields.pop("id").strip(), fields) for line, fields in _read_roster(path)]
-    unsafe = [f"line {line}: {sid!r}" for line, sid, _ in students if sid and not is_safe_id(sid)]
-    if unsafe:
-        raise CourseError(f"{path}: student ids must be 1-64 letters, digits or ._@+- starting with a letter or "
-                          f"digit (they name folders); refused {len(unsafe)}: " + "; ".join(unsafe[:10])
-                          + (" ..." if len(unsafe) > 10 else ""))
+    students = [(line, f.pop("id"), f) for line, f in roster_students(path)]
     coursedir = _coursedir(load_nbgrader_config(root))
     added = []
     with _gradebook(coursedir) as gb:
@@ -210,25 +367,63 @@ def import_roster(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
     return added
 
 
-def export_grades(lms: str, out: str | os.PathLike[str], assignments: Sequence[str] | None = None,
-                  root: str | os.PathLike[str] | None = None, roster: str | os.PathLike[str] | None = None) -> Path:
-    """Write the gradebook as ``lms``'s import CSV (see :data:`EXPORTERS`); return the file.
+def late_work(cfg: Any, coursedir: Any, times: str | os.PathLike[str] | None = None, zone: str | None = None,
+              extensions: str | os.PathLike[str] | None = None, now: datetime | None = None) -> LateWork:
+    """The course's :class:`LateWork`: due dates (``c.Tlcourse.due_dates``), ``extensions.csv`` (the course root's,
+    or ``c.Tlcourse.extensions_file``), a times CSV, the penalty (``c.PercentPerDay.percent_per_day``)."""
+    tl = cfg.get("Tlcourse", {})
+    dues = {name: parse_time(text, f"c.Tlcourse.due_dates[{name!r}]")
+            for name, text in dict(tl.get("due_dates", {})).items() if text}
+    root = Path(cfg.CourseDirectory.root)
+    ext = Path(extensions) if extensions else root / str(tl.get("extensions_file", "extensions.csv"))
+    plugin = str(cfg.get("AssignLatePenalties", {}).get("plugin_class", "nbgrader.plugins.LateSubmissionPlugin"))
+    autograded = _step_dir(coursedir, "autograded_directory")
+    return LateWork(dues, read_extensions(ext), read_times(times, zone) if times else {},
+                    float(cfg.get("PercentPerDay", {}).get("percent_per_day", 10.0)), plugin,
+                    _step_dir(coursedir, "submitted_directory"), autograded.parent / "withheld",
+                    now or datetime.now(UTC))
 
-    The file is written atomically and every cell is safe to open in a spreadsheet (see :func:`tables.cell`).
+
+def _warn(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(f"tlcourse export: {line}", file=sys.stderr)
+
+
+def export_grades(lms: str, out: str | os.PathLike[str], assignments: Sequence[str] | None = None,
+                  root: str | os.PathLike[str] | None = None, roster: str | os.PathLike[str] | None = None,
+                  times: str | os.PathLike[str] | None = None, zone: str | None = None,
+                  extensions: str | os.PathLike[str] | None = None, now: datetime | None = None) -> Path:
+    """Write the gradebook as ``lms``'s import CSV; return the file.
+
+    With a ``roster`` in Canvas's or Moodle's own format and ``lms`` "canvas" / "moodle", the file written is that
+    roster with our cells filled (:mod:`.lms`); else one of :data:`EXPORTERS`. Late penalties are decided here
+    (:class:`LateWork`); warnings (cells emptied, points that differ) go to stderr. Written atomically, every cell
+    safe to open in a spreadsheet (:func:`tables.cell`).
 
     Example:
-        >>> export_grades("canvas", "grades-canvas.csv")  # doctest: +SKIP
+        >>> export_grades("canvas", "grades-canvas.csv", roster="canvas_export.csv")  # doctest: +SKIP
         PosixPath('grades-canvas.csv')
     """
-    if lms not in EXPORTERS:
-        raise CourseError(f"unknown LMS format {lms!r}; choose one of {sorted(EXPORTERS)}")
+    from tlcourse.grading.lms import FILLERS, fill_roster
+
+    if lms not in EXPORTERS and lms not in FILLERS:
+        raise CourseError(f"unknown LMS format {lms!r}; choose one of {sorted(set(EXPORTERS) | set(FILLERS))}")
+    if lms not in EXPORTERS and roster is None:
+        raise CourseError(f"--lms {lms} fills the LMS's own file: pass it with --roster (see INSTRUCTORS.md)")
     if roster is not None:
         import_roster(roster, root)
-    coursedir = _coursedir(load_nbgrader_config(root))
+    cfg = load_nbgrader_config(root)
+    coursedir = _coursedir(cfg)
+    late = late_work(cfg, coursedir, times, zone, extensions, now)
     with _gradebook(coursedir) as gb:
-        rows = list(scores(gb, assignments))
+        rows = list(scores(gb, assignments, late))
     if not rows:
         raise CourseError("nothing to export: no student or no assignment in the gradebook (import a roster with "
                           "--roster, grade first)")
-    header, body = EXPORTERS[lms](rows)
+    if roster is not None and lms in FILLERS:
+        mapping = dict(cfg.get("Tlcourse", {}).get("lms_columns", {}))
+        header, body, warnings = fill_roster(lms, roster, rows, mapping, assignments)
+        _warn(warnings)
+    else:
+        header, body = EXPORTERS[lms](rows)
     return write_csv(out, header, body)

@@ -74,6 +74,11 @@ def _folder_submission(entry: Path, assignment: str, expected: Sequence[str]) ->
     if "timestamp.txt" in names:
         raw = _read(Path(prefix + "timestamp.txt"), MAX_SMALL_BYTES, sub, entry)
         sub.timestamp = raw.decode("utf-8", "replace").strip() if raw is not None else None
+    if sub.timestamp is None and (entry / prefix / ".collect.json").is_file():  # tlcourse collect's file time
+        from tlcourse.grading.lateness import collect_timestamp
+
+        raw = _read(Path(prefix + ".collect.json"), 64 * 1024, sub, entry)
+        sub.timestamp = collect_timestamp(raw, sub.notes) if raw is not None else None
     if "submission_secret.txt" in names:
         sub.secret = _read(Path(prefix + "submission_secret.txt"), MAX_SMALL_BYTES, sub, entry)
     ignored = sorted(n for n in names if not n.endswith(".ipynb") and n not in _NBGRADER_FILES)
