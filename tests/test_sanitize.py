@@ -482,3 +482,18 @@ def test_the_honest_notebook_is_unchanged() -> None:
     html_after = after.cells[1].outputs[2].data.pop("text/html")
     assert after == before and notes == []
     assert "<table" in html_after and "<td>0.9</td>" in html_after and "<style" in html_before
+
+
+@pytest.mark.parametrize("unit", ["$$", "$<", "\\begin{a}<", "![", "javascript\\", "&#1", "\\(", "\\[<"])
+def test_pathological_markdown_stays_fast(unit: str) -> None:
+    """The math / image / scheme patterns are bounded: a cell built to make them backtrack is no denial of
+    service (a student's markdown is also cut at MAX_MARKDOWN characters)."""
+    import time
+
+    from tlcourse.grading.sanitize import MAX_MARKDOWN
+
+    nb = new_notebook(cells=[new_markdown_cell(unit * (2 * MAX_MARKDOWN // len(unit)))])
+    started = time.perf_counter()
+    sanitize_notebook(nb, trusted_sources=set())
+    assert time.perf_counter() - started < 10
+    assert nb.cells[0].source.endswith("[truncated by the grader]") and "<" not in nb.cells[0].source

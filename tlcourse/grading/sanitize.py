@@ -45,6 +45,7 @@ __all__ = ["sanitize_notebook", "clean_html", "neutralise_markdown", "inert_text
 Notes = Counter  # what was removed, in words -> how many times
 
 MAX_TEXT = 1_000_000  # characters of a stream / text/plain / text/html output
+MAX_MARKDOWN = 200_000  # characters of a student's markdown or raw cell (a written answer is a few thousand)
 MAX_TRACEBACK_LINES = 500
 MAX_LINE = 20_000  # characters of an error's name, value, or traceback line
 TRUNCATED = "\n… [truncated by the grader]"
@@ -298,7 +299,9 @@ def _outputs(outputs: Any, notes: Notes) -> list[NotebookNode]:
 
 
 # ------------------------------------------------------------------------------------------------ markdown
-_MATH = (r"\$\$.+?\$\$|\$[^$\n]+?\$|\\\(.+?\\\)|\\\[.+?\\\]|\\begin\{(?P<env>[A-Za-z]+\*?)\}.+?\\end\{(?P=env)\}")
+#: math spans (for readability only: ``<`` becomes ``\lt`` there); bounded, so no input makes matching quadratic
+_MATH = (r"\$\$.{1,2000}?\$\$|\$[^$\n]{1,500}?\$|\\\(.{1,500}?\\\)|\\\[.{1,2000}?\\\]|"
+         r"\\begin\{(?P<env>[A-Za-z]{1,20}\*?)\}.{1,2000}?\\end\{(?P=env)\}")
 _LT = re.compile(rf"(?P<math>{_MATH})|<", re.DOTALL)
 #: a character reference, except ``&lt; &gt; &quot;`` (``&amp;`` too: mistune decodes a link's URL twice, so
 #: ``&amp;#106;`` is a ``j`` there); broken by a zero-width space after the ``&`` (it could spell a URL scheme)
@@ -309,18 +312,18 @@ ZWSP = "\u200b"
 def _spelled(*words: str) -> str:
     """A regex of ``words`` as a URL parser may read them: any case, tabs, line breaks or backslashes between the
     letters (browsers drop tabs and newlines from URLs; a renderer may unescape backslashes more than once)."""
-    return "|".join(r"[\t\n\r\\]*".join(re.escape(ch) for ch in word) for word in words)
+    return "|".join(r"[\t\n\r\\]{0,8}".join(re.escape(ch) for ch in word) for word in words)
 
 
 #: a script-capable URL scheme just before its colon (a zero-width space after it leaves a relative URL)
-_SCHEME = re.compile(rf"(?<![A-Za-z0-9+.\-])({_spelled('javascript', 'vbscript', 'data')})(?=[\t\n\r\\]*:)",
+_SCHEME = re.compile(rf"(?<![A-Za-z0-9+.\-])({_spelled('javascript', 'vbscript', 'data')})(?=[\t\n\r\\]{{0,8}}:)",
                      re.IGNORECASE)
 
 
 def _images_except(attachments: Collection[str]) -> re.Pattern:
     """``![`` of an image that does not show one of ``attachments`` (an image URL is fetched unasked)."""
     names = "|".join(re.escape(name) for name in sorted(attachments)) or "(?!)"
-    return re.compile(rf"!\[(?![^\]\n]*\]\(\s*attachment:(?:{names})[\s)])")
+    return re.compile(rf"!\[(?![^\]\n]{{0,500}}\]\(\s{{0,8}}attachment:(?:{names})[\s)])")
 
 
 def _escape_lt(match: re.Match) -> str:
@@ -447,7 +450,7 @@ def _cell_id(value: Any) -> str:
 
 def _cell(cell: Mapping[str, Any], trusted: Collection[str], notes: Notes) -> NotebookNode:
     kind = cell.get("cell_type") if cell.get("cell_type") in _STUDENT_SOURCE else "raw"
-    source = _text(cell.get("source"), limit=50 * MAX_TEXT) or ""
+    source = _text(cell.get("source"), limit=MAX_TEXT if kind == "code" else MAX_MARKDOWN) or ""
     node = NotebookNode(cell_type=kind, metadata=_metadata(cell.get("metadata"), CELL_METADATA, notes, "cell"))
     attachments = _attachments(cell.get("attachments"), notes) if kind != "code" else None
     if attachments:
