@@ -4,6 +4,7 @@ returns, the sandbox's command line and limits, hidden-test handling, submission
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import nbformat
@@ -102,3 +103,32 @@ def test_submission_layouts(tmp_path: Path) -> None:
 def test_grade_row_as_csv() -> None:
     row = GradeRow("alice", "00_a", 6.0, 8.0, "ok", "", 6.0, 6.0, True).as_csv()
     assert (row["score"], row["max_score"], row["needs_manual_grade"]) == ("6", "8", "yes")
+
+
+def _fake_v2(tmp_path: Path, own: str) -> Path:
+    """A cgroup v2 tree as files: the root, and the grader's own (delegated) cgroup."""
+    root = tmp_path / "cgroup"
+    (root / own).mkdir(parents=True)
+    for folder in (root, root / own):
+        (folder / "cgroup.controllers").write_text("memory pids")
+        (folder / "cgroup.procs").write_text("")
+        (folder / "cgroup.subtree_control").write_text("")
+    return root
+
+
+def test_a_delegated_cgroup_serves_a_grader_without_root(tmp_path: Path) -> None:
+    """v2 delegation (systemd-run --user --scope -p Delegate=yes): the grader moves into a leaf of its own cgroup
+    and makes one child per submission beside it, with the limits."""
+    from tlcourse.grading.sandbox import _own_cgroup, _v2
+
+    own = "user.slice/user-1000.slice/run-grade.scope"
+    root = _fake_v2(tmp_path, own)
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(f"0::/{own}\n")
+    assert _own_cgroup(root, proc) == root / own
+    assert (root / own / "grader" / "cgroup.procs").read_text() == str(os.getpid()), "moved into its own leaf"
+    proc.write_text("0::/\n")
+    assert _own_cgroup(root, proc) is None, "the root cgroup is never 'delegated'"
+    group = _v2("alice", Limits(memory_mb=100, processes=7), root)  # as root in this test: the course-wide group
+    assert group is not None and (group.paths[0] / "pids.max").read_text() == "7"
+    assert (group.paths[0] / "memory.max").read_text() == str(100 * 1024 * 1024)

@@ -194,14 +194,20 @@ class Cgroup:
                 path.rmdir()
 
 
+GROUP = "tlcourse-grade"  # the cgroup (or, v1, the cgroup of each controller) that holds one child per submission
+
+
 def _v1(name: str, limits: Limits, root: Path) -> Cgroup | None:
-    memory, pids = root / "memory", root / "pids"
-    if not (os.access(memory, os.W_OK) and os.access(pids, os.W_OK)):
+    """v1: a child of ``<controller>/tlcourse-grade`` for memory and pids. As root the folders are made; a grader
+    account needs them made once by root and handed over (``chown -R grader``): v1 lets the owner move its own
+    processes in."""
+    bases = [root / "memory" / GROUP, root / "pids" / GROUP]
+    if not all(os.access(b, os.W_OK) or os.access(b.parent, os.W_OK) for b in bases):
         return None
     made = []
     try:
-        for base in (memory, pids):
-            path = base / "tlcourse-grade" / name
+        for base in bases:
+            path = base / name
             path.mkdir(parents=True, exist_ok=True)
             made.append(path)
         limit = str(limits.memory_mb * 1024 * 1024)
@@ -215,8 +221,33 @@ def _v1(name: str, limits: Limits, root: Path) -> Cgroup | None:
     return Cgroup(made)
 
 
+def _own_cgroup(root: Path, proc_cgroup: Path = Path("/proc/self/cgroup")) -> Path | None:
+    """v2: this process's cgroup when it was delegated to us (``systemd-run --user --scope -p Delegate=yes``): we
+    may then make children there. This process first moves into a leaf of its own (v2 lets only leaves hold
+    processes once controllers are enabled below a group)."""
+    with contextlib.suppress(OSError, ValueError):
+        rel = next(ln.split("::", 1)[1] for ln in proc_cgroup.read_text().splitlines() if ln.startswith("0::"))
+        own = root / rel.strip().lstrip("/")
+        if own == root or not all(os.access(own / f, os.W_OK) for f in ("cgroup.procs", "cgroup.subtree_control")):
+            return None
+        leaf = own / "grader"
+        leaf.mkdir(exist_ok=True)
+        (leaf / "cgroup.procs").write_text(str(os.getpid()))
+        return own
+    return None
+
+
+def _v2_parent(root: Path) -> Path | None:
+    """Where the per-submission groups go: ``/sys/fs/cgroup/tlcourse-grade`` as root, else a delegated cgroup."""
+    if os.access(root, os.W_OK) or os.access(root / GROUP, os.W_OK):
+        return root / GROUP
+    return _own_cgroup(root)
+
+
 def _v2(name: str, limits: Limits, root: Path) -> Cgroup | None:
-    parent = root / "tlcourse-grade"
+    parent = _v2_parent(root)
+    if parent is None:
+        return None
     try:
         parent.mkdir(exist_ok=True)
         (parent / "cgroup.subtree_control").write_text("+memory +pids")
@@ -239,7 +270,11 @@ CGROUP_KINDS: dict[str, tuple[Callable[[Path], bool], Callable[[str, Limits, Pat
 
 
 def make_cgroup(name: str, limits: Limits, root: Path = Path("/sys/fs/cgroup")) -> Cgroup | None:
-    """A fresh cgroup with the memory and process limits, or ``None`` where none can be made (not root, say).
+    """A fresh cgroup with the memory and process limits, or ``None`` where none can be made.
+
+    Root can always make one; a grader account can where the machine delegates cgroups to it (v2: run the grader
+    in a delegated scope, ``systemd-run --user --scope -p Delegate=yes tlcourse grade …``; v1: root made
+    ``<controller>/tlcourse-grade`` once and handed it over) — INSTRUCTORS.md §4, "Grading without root".
 
     Example:
         >>> make_cgroup("doc-example", Limits(), root=Path("/nonexistent")) is None
