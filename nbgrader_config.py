@@ -60,14 +60,27 @@ c.Tlcourse.hand_in = ("Hand in through your course's learning platform (its assi
                       "or, on the course's JupyterHub, with *Assignments → Submit* in JupyterLab.")
 
 # ------------------------------------------------------------------------------------------------ late work
-# Due dates (a time with its zone); `tlcourse grade` records them in the gradebook. A submission's time comes from
-# its timestamp.txt (the exchange writes it on submit; `tlcourse collect` from an LMS file name).
+# Due dates (a time with its zone; a time without one is refused); `tlcourse grade` records them in the gradebook.
+# `tlcourse export` decides late work on the FINAL score (manual points included): a submission's time is its
+# timestamp.txt (the exchange writes it on submit), else `--times FILE` (the LMS's submission times), else the file
+# time `tlcourse collect` kept in .collect.json. The export's "late rule" column says what applied.
 c.Tlcourse.due_dates = {
     # "00_warmup": "2027-01-15 23:59:00 Europe/Paris",
 }
-# late work loses 10 % of its score per started day (PercentPerDay.percent_per_day), at most the whole score
+# per-student extensions, one file the instructor edits: assignment,student_id,due (a time with its zone, or +hours)
+c.Tlcourse.extensions_file = "extensions.csv"  # relative to the course root
+# late work loses 10 % of its score per started day (PercentPerDay.percent_per_day), at most the whole score;
+# nbgrader applies the plugin at autograde time too (an early estimate the formgrader shows, before manual points)
 c.AssignLatePenalties.plugin_class = "tlcourse.grading.late.PercentPerDay"
 c.PercentPerDay.percent_per_day = 10.0
+
+# ------------------------------------------------------------------------------------------------ LMS columns
+# `tlcourse export --lms canvas --roster canvas_export.csv` fills the roster's own assignment columns. Name a column
+# here when its title does not match the assignment (titles are compared without numbers, case and punctuation:
+# 00_warmup ~ "Warm-up" ~ "00 Warm-up"); an ambiguous match is refused.
+c.Tlcourse.lms_columns = {
+    # "00_warmup": "Warm-up (4401)",
+}
 
 # ----------------------------------------------------------------------------------------------- feedback
 # Autograding restores the hidden tests into each submission (nbgrader grades with them), so the autograded

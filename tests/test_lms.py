@@ -17,9 +17,10 @@ from test_grading import WARMUP, make_course_root, run_tlcourse, solved
 
 from tlcourse.grading.export import EXPORTERS
 from tlcourse.grading.late import PercentPerDay
+from tlcourse.grading.lms import FILLERS
 from tlcourse.grading.sandbox import sandbox_problem
 
-DUE = "2027-01-15 23:59:00 UTC"
+DUE = "2026-11-15 23:59:00 UTC"  # passed: a student without a submission scores 0
 CANVAS_ROSTER = """Student,ID,SIS User ID,SIS Login ID,Section,00_warmup
     Points Possible,,,,,8
 "Smith, Jane",1001,S1001,jane,Section A,
@@ -45,7 +46,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             str(base / "roster.csv"), "--root", str(root), cwd=base)
     assert "nothing to export" in imported.stderr  # the roster is in, but nothing is graded yet
     subs = base / "subs"
-    for student, when in (("jane", "2027-01-15 20:00:00 UTC"), ("john", "2027-01-18 11:00:00 UTC")):
+    for student, when in (("jane", "2026-11-15 20:00:00 UTC"), ("john", "2026-11-18 11:00:00 UTC")):
         (subs / student).mkdir(parents=True)
         nbformat.write(solved(WARMUP), subs / student / f"{WARMUP}.ipynb")
         (subs / student / "timestamp.txt").write_text(when)
@@ -53,7 +54,24 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-feedback", *(["--no-sandbox"] if sandbox_problem() else [])]
     result = run_tlcourse(*args, cwd=base)
     assert result.returncode == 0, result.stdout + result.stderr
+    pending = run_tlcourse("export", "--lms", "csv", "--out", str(base / "pending.csv"), "--root", str(root))
+    assert pending.returncode == 0, pending.stderr
+    header, *rows = _read(base / "pending.csv")
+    jane = next(dict(zip(header, r, strict=True)) for r in rows if r[header.index("student_id")] == "jane")
+    assert (jane["score"], jane["state"]) == ("", "awaiting manual grading"), "the written answer is not graded yet"
+    _grade_by_hand(root, {"jane": 2.0, "john": 1.0})
     return root
+
+
+def _grade_by_hand(root: Path, points: dict[str, float]) -> None:
+    """What the formgrader does: a manual score for the written answer (ex4_why_freeze_first, 2 points)."""
+    from tlcourse.grading.course import _coursedir, _gradebook, load_nbgrader_config
+
+    with _gradebook(_coursedir(load_nbgrader_config(root))) as gb:
+        for student, score in points.items():
+            grade = gb.find_grade("ex4_why_freeze_first", WARMUP, WARMUP, student)
+            grade.manual_score, grade.needs_manual_grade = score, False
+        gb.db.commit()
 
 
 @pytest.mark.slow
@@ -64,10 +82,11 @@ def test_plain_csv_shows_time_penalty_and_score(graded: Path, tmp_path: Path) ->
     by_id = {r[header.index("student_id")]: dict(zip(header, r, strict=True)) for r in rows}
     assert set(by_id) == {"jane", "john", "ann"}, "every roster student gets a row"
     assert (by_id["jane"]["raw_score"], by_id["jane"]["late_submission_penalty"], by_id["jane"]["score"]) == \
-        ("6", "0", "6")
-    # john: 2 days 11 h late -> 3 started days -> 30 % of 6 points
-    assert by_id["john"]["late_submission_penalty"] == "1.8" and by_id["john"]["score"] == "4.2", by_id["john"]
-    assert by_id["john"]["timestamp"].startswith("2027-01-18 11:00")
+        ("8", "0", "8")
+    # john: 2 days 11 h late -> 3 started days -> 30 % of his final 7 points (6 automatic + 1 by hand)
+    assert by_id["john"]["late_submission_penalty"] == "2.1" and by_id["john"]["score"] == "4.9", by_id["john"]
+    assert "3 started days × 10 % = −30 %" in by_id["john"]["late rule"]
+    assert by_id["john"]["timestamp"].startswith("2026-11-18 11:00")
     assert (by_id["ann"]["timestamp"], by_id["ann"]["score"]) == ("", "0")
 
 
@@ -79,8 +98,8 @@ def test_canvas_import_file(graded: Path, tmp_path: Path) -> None:
     assert header == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", WARMUP]
     assert points[0].strip() == "Points Possible" and points[-1] == "8"
     table = {r[3]: r for r in rows}
-    assert table["jane"][:2] == ["Smith, Jane", "1001"] and table["jane"][-1] == "6"
-    assert table["john"][-1] == "4.2" and table["ann"][-1] == "0"
+    assert table["jane"][:2] == ["Smith, Jane", "1001"] and table["jane"][-1] == "8"
+    assert table["john"][-1] == "4.9" and table["ann"][-1] == "0"
 
 
 @pytest.mark.slow
@@ -91,7 +110,7 @@ def test_gradescope_file(graded: Path, tmp_path: Path) -> None:
     assert header == ["First Name", "Last Name", "SID", "Email", "Total Score", "Max Points", "Status",
                       "Submission Time", "Lateness (H:M:S)"]
     table = {r[2]: r for r in rows}
-    assert table["john"][4:7] == ["4.2", "8", "Graded"] and table["john"][8] == "59:01:00"
+    assert table["john"][4:7] == ["4.9", "8", "Graded"] and table["john"][8] == "59:01:00"
     assert table["ann"][4:7] == ["0", "8", "Missing"] and table["jane"][8] == "0:00:00"
 
 
@@ -129,3 +148,4 @@ def test_late_penalty_per_started_day() -> None:
 
 def test_every_lms_format_is_registered() -> None:
     assert set(EXPORTERS) == {"csv", "canvas", "gradescope"}
+    assert set(FILLERS) == {"canvas", "moodle"}, "the LMS files we fill in (--roster)"

@@ -130,10 +130,15 @@ def withheld_pending(gb: Any, folder: Path | None, assignment: str, student: str
         claimed = json.loads(record.read_text(encoding="utf-8")).get("claimed") or {}
     except (OSError, ValueError, AttributeError):
         return True  # an unreadable record: keep the submission withheld
+    from nbgrader.api import MissingEntry
+
     for key in claimed:
         notebook, _, cell = str(key).partition("/")
-        if gb.find_grade(cell, notebook, assignment, student).manual_score is None:
-            return True
+        try:
+            if gb.find_grade(cell, notebook, assignment, student).manual_score is None:
+                return True
+        except MissingEntry:
+            return True  # a test cell the gradebook no longer knows: an instructor must look
     return False
 
 

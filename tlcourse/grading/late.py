@@ -3,17 +3,18 @@
 
 ``nbgrader_config.py`` names both: ``c.Tlcourse.due_dates = {"00_warmup": "2027-01-15 23:59 Europe/Paris"}`` and
 ``c.AssignLatePenalties.plugin_class = "tlcourse.grading.late.PercentPerDay"`` with
-``c.PercentPerDay.percent_per_day``. nbgrader compares each submission's ``timestamp.txt`` (written by the exchange
-on submit, or by ``tlcourse collect``) with the due date and subtracts the penalty; ``tlcourse export`` shows the
-time, the penalty and the score after it.
+``c.PercentPerDay.percent_per_day``. nbgrader runs this plugin at autograde time, *before* any manual points exist,
+so the penalty it stores is only an early estimate (the formgrader shows it). ``tlcourse export`` decides late
+work itself (:mod:`.lateness`): the same rate applied to the final score, with per-student extensions
+(``extensions.csv``), LMS submission times (``--times``) and the rule written in the export.
 """
 
 from __future__ import annotations
 
-import math
-
 from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Float
+
+from tlcourse.grading.lateness import started_days
 
 __all__ = ["PercentPerDay"]
 
@@ -31,5 +32,5 @@ class PercentPerDay(LateSubmissionPlugin):
     def late_submission_penalty(self, student_id: str, score: float, total_seconds_late: float) -> float | None:
         if total_seconds_late <= 0:
             return None
-        days = math.ceil(total_seconds_late / 86400)
+        days = started_days(total_seconds_late)
         return round(min(score, score * self.percent_per_day / 100 * days), 6)
