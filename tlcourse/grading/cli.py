@@ -15,6 +15,7 @@ from tlcourse.grading.feedback import feedback_archive, generate_feedback
 from tlcourse.grading.grade import DEFAULT_TIMEOUT, grade
 from tlcourse.grading.lms import ARCHIVES, FILLERS
 from tlcourse.grading.release import publish, release
+from tlcourse.grading.report import write_report
 from tlcourse.grading.sandbox import Limits
 
 __all__ = ["COMMANDS", "register_cli", "main"]
@@ -215,6 +216,24 @@ def _add_collect(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+@_command("report")
+def _cmd_report(args: argparse.Namespace) -> int:
+    print(write_report(args.assignment, out=args.out, root=args.root))
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("report", help="instructor report of a graded assignment: pass rates, similar answers",
+                       description="Per test cell: passed, failed, errored and the failure messages (hidden tests "
+                                   "included: for instructors only); pairs of similar answer cells (copydetect for "
+                                   "code, rapidfuzz for written answers), a flag for a human, never a penalty. "
+                                   "Writes CSVs, PNGs and report.md.")
+    p.add_argument("--assignment", required=True, help="e.g. 00_warmup (graded with `tlcourse grade` first)")
+    p.add_argument("--out", default=None, help="the folder to write (default: <course>/reports/<assignment>)")
+    p.set_defaults(func=_cmd_report)
+    return p
+
+
 #: The grading subcommands: name -> function adding its parser.
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = {
     "release": _add_release,
@@ -224,6 +243,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], argparse.ArgumentPars
     "check": _add_check,
     "feedback": _add_feedback,
     "export": _add_export,
+    "report": _add_report,
 }
 
 
