@@ -431,4 +431,7 @@ def export_grades(lms: str, out: str | os.PathLike[str], assignments: Sequence[s
         _warn(warnings)
     else:
         header, body = EXPORTERS[lms](rows)
+        if lms == "canvas":
+            _warn(["no --roster: the file is built from the gradebook (no SIS ids or Section, nbgrader's names as "
+                   "headers; Canvas would add new assignments): pass Canvas's own gradebook export for a round trip"])
     return write_csv(out, header, body)
