@@ -575,12 +575,12 @@ def _markdown(assignment: str, students: Sequence[str], stats: Sequence[Question
     lines = [f"# Report of {md_text(assignment, 60)}: {len(students)} graded submission(s)", "",
              "For instructors only: failure messages include hidden tests.", "",
              "## Test cells, most failed first", "", "![pass rates](pass-rates.png)", "",
-             "| test | points | passed | failed | errored | failure rate | most common failure |",
+             "| test | points | passed | failed | errored | failure rate | most common failures (students) |",
              "|---|---|---|---|---|---|---|"]
     for s in stats:
-        message, count = (s.messages.most_common(1) or [("", 0)])[0]
+        common = "; ".join(f"{md_text(m, 100)} ({n})" for m, n in s.messages.most_common(3))
         lines.append(f"| {md_text(s.grade_id, 60)} | {s.points:g} | {s.passed} | {s.failed} | {s.errored} | "
-                     f"{s.failure_rate:.0%} | {md_text(message, 100)}{f' ({count})' if count else ''} |")
+                     f"{s.failure_rate:.0%} | {common} |")
     flagged = sorted((p for p in pairs if p.flagged), key=lambda p: (-p.score, p.kind, p.a, p.b))
     lines += ["", "Every failure message, counted: [failures.csv](failures.csv); the table: "
               "[pass-rates.csv](pass-rates.csv).", "", "## Similar answers", "", f"**{NOTE}**", "",
