@@ -159,14 +159,14 @@ def _log_errors(result: dict) -> str:
 
 def apply_due_dates(cfg: Any, coursedir: Any, assignment: str) -> None:
     """Record the assignment's due date (``c.Tlcourse.due_dates``) in the gradebook, where nbgrader reads it."""
-    from datetime import timezone
+    from datetime import UTC
 
     from tlcourse.grading.lateness import parse_time
 
     due = dict(cfg.get("Tlcourse", {}).get("due_dates", {})).get(assignment)
     if not due:
         return
-    utc = parse_time(str(due), f"c.Tlcourse.due_dates[{assignment!r}]").astimezone(timezone.utc)
+    utc = parse_time(str(due), f"c.Tlcourse.due_dates[{assignment!r}]").astimezone(UTC)
     with _gradebook(coursedir) as gb:  # nbgrader keeps naive UTC times (its parse_utc misreads "+01:00" offsets)
         gb.update_or_create_assignment(assignment, duedate=utc.replace(tzinfo=None))
 
