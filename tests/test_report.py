@@ -262,3 +262,19 @@ def test_student_html_is_not_raw_in_the_summary(report: Path) -> None:
 
 def test_md_text_caps_and_flattens() -> None:
     assert md_text("a\n# title\n" + "x" * 400, cap=20) == "a \\# title xxxxxxxxx…"
+
+
+def test_a_large_class_gets_a_histogram(tmp_path: Path) -> None:
+    from tlcourse.grading.report import SIMILARITY_PLOTS, Pair
+
+    students = [f"s{i:03d}" for i in range(60)]
+    pairs = [Pair(kind, a, b, (i % 97) / 97, []) for kind in ("code", "written")
+             for i, (a, b) in enumerate(zip(students, students[1:], strict=False))]
+    with Image.open(SIMILARITY_PLOTS["histogram"](students, pairs, tmp_path / "h.png")) as image:
+        assert image.format == "PNG"
+
+
+def test_an_ungraded_assignment_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_course_root(tmp_path / "root")
+    assert main(["report", "--assignment", WARMUP, "--root", str(root), "--out", str(tmp_path / "out")]) == 2
+    assert "first (tlcourse grade)" in capsys.readouterr().err

@@ -316,6 +316,11 @@ def students_of(coursedir: Any, assignment: str) -> list[str]:
     """The students with a submission of ``assignment`` in the gradebook, sorted."""
     from nbgrader.api import MissingEntry
 
+    from tlcourse.grading.course import _sqlite_path
+
+    db = _sqlite_path(coursedir.db_url)
+    if db is not None and not db.is_file():  # a report never creates an empty gradebook
+        raise CourseError(f"no gradebook at {db}: grade {assignment} first (tlcourse grade)")
     with _gradebook(coursedir) as gb:
         try:
             return sorted(s.student_id for s in gb.find_assignment(assignment).submissions)
