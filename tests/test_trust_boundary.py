@@ -292,3 +292,21 @@ def test_an_answer_cell_cannot_carry_a_hidden_test_into_feedback() -> None:
     texts = [o.get("text", "") for c in out.cells[1:] for o in c.outputs]
     assert all("output hidden by the grader" in t for t in texts[:-1]), texts
     assert texts[-1] == "3 trainable\n", "an honest print stays"
+
+
+def test_the_worker_notices_a_dead_kernel_at_once(tmp_path: Path) -> None:
+    """The isolated kernel manager must be nbclient's asynchronous kind: with a blocking one, a kernel killed by
+    the memory limit (or os._exit) left the worker waiting until the submission's time limit."""
+    import io
+    import time
+
+    from tlcourse.grading.worker import run_job
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nos._exit(1)"),
+                                         nbformat.v4.new_code_cell("1 + 1")])
+    job = {"notebooks": {"a": dict(nb)}, "execute": {"timeout": 60, "kernel_name": "python3"}, "files": "",
+           "workdir": str(tmp_path)}
+    started = time.monotonic()
+    result = run_job(job, io.StringIO())
+    assert (result["status"], result.get("problem")) == ("error", "kernel died"), result
+    assert time.monotonic() - started < 45, "the dead kernel was noticed only by a timeout"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbgrader.preprocessors import Execute
 from traitlets.config import Config
@@ -41,8 +41,9 @@ PR_SET_DUMPABLE = 4
 KERNEL_ARGV = (sys.executable, "-I", "-m", "ipykernel_launcher", "--HistoryManager.enabled=False", "-f")
 
 
-class IsolatedKernelManager(KernelManager):
-    """jupyter_client's kernel manager with one fixed, isolated command line, whatever kernel spec is found.
+class IsolatedKernelManager(AsyncKernelManager):
+    """jupyter_client's (asynchronous, as nbclient expects: a blocking one never notices a dead kernel) kernel
+    manager with one fixed, isolated command line, whatever kernel spec is found.
 
     Example:
         >>> km = IsolatedKernelManager(connection_file="/tmp/kernel-x.json")
