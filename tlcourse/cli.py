@@ -1,7 +1,7 @@
 """The ``tlcourse`` command line: ``doctor``, ``data list|fetch|verify``, and the grading commands.
 
-Each command is an entry of a registry; ``tlcourse.grading`` adds ``release``, ``grade``, ``check`` and
-``feedback`` through its ``register_cli(subparsers)``.
+Each command is an entry of a registry; ``tlcourse.grading`` adds ``release``, ``publish``, ``collect``, ``grade``,
+``check``, ``feedback``, ``export`` and ``report`` through its ``register_cli(subparsers)``.
 
 Example:
     $ tlcourse doctor

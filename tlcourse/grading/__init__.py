@@ -10,9 +10,11 @@
 * :mod:`.canary`, :mod:`.review`, :mod:`.sanitize`, :mod:`.readback` — the trust boundary: canaries a lying kernel
   passes, a static review of the student's cells, outputs rebuilt from allow-lists, results read as hostile data;
 * :mod:`.grade` — ``grade``: sanitise, execute in the sandbox, verify, store grades (this process alone);
-* :mod:`.gradebook` — CSV rows read from nbgrader's gradebook; :mod:`.late` — due dates and late penalties;
+* :mod:`.gradebook` — CSV rows read from nbgrader's gradebook; :mod:`.late`, :mod:`.lateness` — late work decided
+  on the final score (times with zones, extensions, the rule in words);
 * :mod:`.check` — ``check`` for students and self-paced learners; :mod:`.feedback` — HTML feedback;
-* :mod:`.export` — grades to Canvas / Gradescope / CSV, rosters in (:mod:`.tables`: the one CSV writer);
+* :mod:`.export` — grades to Canvas / Gradescope / Moodle / CSV, rosters in (:mod:`.lms`: round trips and feedback
+  archives; :mod:`.tables`: the one CSV writer); :mod:`.report` — pass rates and similarity for instructors;
   :mod:`.cli` — the subcommands.
 
 Example:
