@@ -127,13 +127,20 @@ def test_student_exception_names_are_not_a_channel() -> None:
     assert error.ename == "Exception" and name not in _shown(_feedback(_notebook([_error("x", 1, ename=name)])))
 
 
-def test_answer_cells_keep_their_prints() -> None:
+def test_answer_cells_show_no_output_in_feedback_but_do_on_the_site() -> None:
+    """A student's code ran beside the hidden tests (it could record what they passed it, or print them in an
+    encoding no filter knows): feedback shows none of its output; the course's own run (the site) keeps it."""
+    from tlcourse.grading import HideHiddenTests
+
     answer = [nbformat.v4.new_output("stream", name="stdout", text="my model has 2 outputs\n"),
               nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
     nb = _feedback(_notebook([], answer))
-    assert nb.cells[0].outputs[0].text == "my model has 2 outputs\n"
-    assert nb.cells[0].outputs[1].data["text/plain"] == "42"
+    assert [o.get("text", "") for o in nb.cells[0].outputs] == [
+        "(outputs are not shown in feedback: your own notebook has them)\n"]
     assert "BEGIN HIDDEN" not in nb.cells[1].source and SECRET not in nb.cells[1].source
+    site = HideHiddenTests(keep_outputs=True).preprocess(_notebook([], answer), {})[0]
+    assert site.cells[0].outputs[0].text == "my model has 2 outputs\n"
+    assert site.cells[0].outputs[1].data["text/plain"] == "42"
 
 
 def test_secrets_are_what_the_guard_looks_for() -> None:

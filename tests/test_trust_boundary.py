@@ -7,6 +7,7 @@ names; results of every wrong shape; canaries that an honest kernel fails and a 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -287,11 +288,16 @@ def test_an_answer_cell_cannot_carry_a_hidden_test_into_feedback() -> None:
                for leak in leaks]
     honest = nbformat.v4.new_code_cell("print(3)", metadata=answer_meta,
                                        outputs=[nbformat.v4.new_output("stream", name="stdout", text="3 trainable\n")])
-    nb = nbformat.v4.new_notebook(cells=[test, *answers, honest])
-    out, _ = HideHiddenTests().preprocess(nb, {})
+    separated = nbformat.v4.new_code_cell("print(x)", metadata=answer_meta, outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="|".join(hidden))])  # an encoding no filter lists
+    nb = nbformat.v4.new_notebook(cells=[test, *answers, separated, honest])
+    out, _ = HideHiddenTests().preprocess(copy.deepcopy(nb), {})
     texts = [o.get("text", "") for c in out.cells[1:] for o in c.outputs]
-    assert all("output hidden by the grader" in t for t in texts[:-1]), texts
-    assert texts[-1] == "3 trainable\n", "an honest print stays"
+    assert all("not shown in feedback" in t for t in texts), texts
+    site, _ = HideHiddenTests(keep_outputs=True).preprocess(copy.deepcopy(nb), {})
+    kept = [o.get("text", "") for c in site.cells[1:] for o in c.outputs]
+    assert all("output hidden by the grader" in t for t in kept[:4]), "the site still guards known encodings"
+    assert kept[-1] == "3 trainable\n", "an honest print stays on the site"
 
 
 def test_the_worker_notices_a_dead_kernel_at_once(tmp_path: Path) -> None:

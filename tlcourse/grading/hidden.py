@@ -292,8 +292,16 @@ def _guarded(out: Any, guard: Guard) -> Any:
                         text="(output hidden by the grader: it holds a hidden test)\n")
 
 
+def _not_shown() -> Any:
+    from nbformat import NotebookNode
+
+    return NotebookNode(output_type="stream", name="stdout",
+                        text="(outputs are not shown in feedback: your own notebook has them)\n")
+
+
 def _make_hide_hidden_tests() -> type:
     from nbgrader.preprocessors import NbGraderPreprocessor
+    from traitlets import Bool
 
     class HideHiddenTests(NbGraderPreprocessor):
         """Feedback filter: drops hidden-test regions and every output that could reveal them.
@@ -306,8 +314,12 @@ def _make_hide_hidden_tests() -> type:
         error, rebuilt: an error raised on a hidden line becomes a short note; a visible test's failure keeps a
         built-in exception's name (others read ``Exception``), its message capped at :data:`EVALUE_CAP` characters
         (replaced when it quotes a hidden test, in the clear or encoded: :class:`Guard`) and the failing visible
-        line. Pass or fail is nbgrader's grade, not an output. Other cells (answers, the lesson's own code) keep
-        their outputs, minus lines quoting a hidden line.
+        line. Pass or fail is nbgrader's grade, not an output. Every other code cell (answers, the lesson's own
+        code) keeps **no output** in a notebook that holds hidden tests: all of it came from a kernel that also ran
+        the hidden tests, where the student's code could record what a test passed it, read the test's source or
+        rewrite an earlier output (a display handle), in ways no filter can list. The student has those outputs
+        in their own notebook. ``keep_outputs=True`` (the self-paced site, executed by the course itself) keeps
+        them, minus anything quoting a hidden test.
 
         Example:
             >>> import nbformat
@@ -317,10 +329,16 @@ def _make_hide_hidden_tests() -> type:
             False
         """
 
+        keep_outputs = Bool(False, help="keep the outputs of cells other than tests (only for trusted runs)").tag(
+            config=True)
+
         def preprocess(self, nb: Any, resources: dict) -> tuple[Any, dict]:
             secrets = hidden_secrets_of(nb)
             guard = Guard(secrets, _visible_text(nb))
+            drop = bool(secrets) and not self.keep_outputs
             for cell in nb.cells:
+                if drop and cell.get("cell_type") == "code" and not is_test_cell(cell) and cell.get("outputs"):
+                    cell.outputs = [_not_shown()]
                 _hide_in_cell(cell, secrets, guard)
             return nb, resources
 
