@@ -97,6 +97,19 @@ def test_solved_notebook_has_no_finding(assignment: str) -> None:
 
 # ------------------------------------------------------------------------------------------ (b) the zoo
 ZOO: dict[str, tuple[str, str]] = {
+    # a string spells a guarded name, whatever turns it into an attribute (red-team finds, end to end)
+    "getattr_literal_sys": ("import os\ns = getattr(os, 'sys')", "string-attribute"),
+    "formatter_get_field": ("import os, string\nfmt = string.Formatter()\n"
+                            "mods = fmt.get_field('0.sys.modules', (os.path,), {})[0]", "string-attribute"),
+    "format_field_attribute": ("import os\nx = '{0.sys.modules}'.format(os.path)", "string-attribute"),
+    "format_field_dunder": ("x = '{0.__class__.__mro__}'.format(1)", "string-attribute"),
+    "getattr_transformers": ("import os\nip = getattr(os, 'x')\nlst = getattr(ip, 'input_transformers_cleanup')",
+                             "string-attribute"),
+    "pandas_io_pickle": ("from pandas.io.pickle import read_pickle as rp\nrp('w.pkl')", "unsafe-api"),
+    "torch_serialization_load": ("from torch.serialization import load as tl\ntl('w.pkl', weights_only=False)",
+                                 "unsafe-api"),
+    "numpy_read_array": ("import numpy as np\nnp.lib.format.read_array(open('w.npy', 'rb'), allow_pickle=True)",
+                         "unsafe-api"),
     # kernel hooks, however the names are spelt
     "hook_obfuscated_import": ("getattr(__import__('IPy' + 'thon'), 'get_' + 'ipython')().events.register("
                                "'post_run_cell', lambda r: None)", "dangerous-name"),

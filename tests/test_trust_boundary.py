@@ -210,12 +210,13 @@ def _run_cells(nb: nbformat.NotebookNode, prelude: str = "") -> dict[int, str]:
 
 def test_an_honest_kernel_fails_every_canary() -> None:
     for seed in range(5):
-        sent, marks = canary.insert(_test_nb(), random.Random(seed))
+        sent, marks = canary.insert(_test_nb(), random.Random(seed), names=NAMES)
         replies = _run_cells(sent)
         assert canary.verdict(marks, replies) == [], seed
         assert replies[1] == "ok", "the real test passes"
 
 
+NAMES = canary.answer_names(["def double(x):\n    return 2 * x"])
 LIES = {  # a student's lie, as a prelude: each makes the real test pass for a wrong `double`
     "swallow every error": "_status = lambda: 'ok'",
     "strip asserts at compile": ("import ast\n_orig = compile\n"
@@ -235,19 +236,20 @@ def test_a_lying_kernel_passes_a_canary(lie: str) -> None:
     nb.cells[0].source = "def double(x):\n    return x  # wrong"
     caught = 0
     for seed in range(3):
-        sent, marks = canary.insert(nb, random.Random(seed))
+        sent, marks = canary.insert(nb, random.Random(seed), names=NAMES)
         caught += bool(canary.verdict(marks, _run_cells(sent, LIES[lie])))
     assert caught == 3, f"the lie {lie!r} went unnoticed in {3 - caught} of 3 runs"
 
 
 def test_canaries_are_fresh_per_run_and_stripped_exactly() -> None:
     nb = _test_nb()
-    first, marks1 = canary.insert(nb, random.Random(1))
-    second, marks2 = canary.insert(nb, random.Random(2))
+    first, marks1 = canary.insert(nb, random.Random(1), names=NAMES)
+    second, marks2 = canary.insert(nb, random.Random(2), names=NAMES)
     assert [c.source for c in marks1.values()] != [c.source for c in marks2.values()]
     assert canary.strip(first, marks1).cells == nb.cells
-    assert all(c.kind in canary.CANARIES for c in marks1.values())
-    assert any(c.kind == "mirror" and "torch.equal(double" in c.source for c in marks1.values())
+    assert all(c.kind in {*canary.CANARIES, canary.SETUP} for c in marks1.values())
+    test_source = nb.cells[1].source
+    assert any(c.kind == "mirror" and c.source == test_source for c in marks1.values()), "a mirror is the test itself"
 
 
 # ---------------------------------------------------------------------------------------- worker isolation
@@ -260,7 +262,7 @@ def test_worker_and_kernel_start_isolated(tmp_path: Path) -> None:
     worker = subprocess.run([sys.executable, "-I", "-c", "import tlcourse.grading.worker, json, nbformat; print('ok')"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert worker.stdout.strip() == "ok", worker.stderr
-    assert KERNEL_ARGV[1:4] == ("-I", "-m", "ipykernel_launcher")
+    assert KERNEL_ARGV[1:4] == ("-I", "-m", "tlcourse.grading.kernel_boot")
     kernel = subprocess.run([*KERNEL_ARGV[:4], "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "shadowed" not in kernel.stdout + kernel.stderr and kernel.returncode == 0, kernel.stderr[-500:]
     plain = subprocess.run([sys.executable, "-m", "ipykernel_launcher", "--help"], cwd=tmp_path,
@@ -316,3 +318,33 @@ def test_the_worker_notices_a_dead_kernel_at_once(tmp_path: Path) -> None:
     result = run_job(job, io.StringIO())
     assert (result["status"], result.get("problem")) == ("error", "kernel died"), result
     assert time.monotonic() - started < 45, "the dead kernel was noticed only by a timeout"
+
+
+PICKLE_RCE = b"cposix\nsystem\n(S'echo PICKLE-RCE'\ntR."
+
+
+@pytest.mark.parametrize("load", [
+    "import pickle; pickle.loads(PAYLOAD)",
+    "import pandas, io; pandas.read_pickle(io.BytesIO(PAYLOAD))",
+    "import torch, io; torch.load(io.BytesIO(PAYLOAD), weights_only=False)",
+    "import sys; sys.settrace(lambda *a: None)",
+    "import threading; threading.settrace(lambda *a: None); t = threading.Thread(target=print); t.start(); "
+    "t.join(); raise SystemExit('traced thread ran') if threading.gettrace() is None else None",
+])
+def test_the_grading_kernel_refuses_code_in_pickles_and_tracing(load: str, tmp_path: Path) -> None:
+    """The audit hook of the grading kernel holds whatever route the code took (the review sees only spelling)."""
+    code = f"import tlcourse.grading.kernel_boot as k; k.arm(); PAYLOAD = {PICKLE_RCE!r}\n{load}"
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert "PICKLE-RCE" not in done.stdout, done.stdout
+    assert done.returncode != 0 and "not allowed while grading" in done.stderr, done.stderr[-800:]
+
+
+def test_the_grading_kernel_still_unpickles_data(tmp_path: Path) -> None:
+    code = ("import tlcourse.grading.kernel_boot as k; k.arm(); import io, pickle, collections, torch, numpy\n"
+            "buf = io.BytesIO(); torch.save({'w': torch.ones(2), 'a': numpy.arange(3)}, buf); buf.seek(0)\n"
+            "d = torch.load(buf, weights_only=False); assert d['w'].sum() == 2 and d['a'].sum() == 3\n"
+            "assert pickle.loads(pickle.dumps(collections.OrderedDict(a=1)))['a'] == 1; print('ok')")
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.stdout.strip() == "ok", done.stderr[-800:]

@@ -102,6 +102,7 @@ class _Batch:
     coursedir: Any
     infos: dict[str, _CellInfo]
     trusted: dict[str, frozenset[str]]  # per notebook: the sources of the course's own cells
+    names: dict[str, frozenset[str]]  # per notebook: the names its answer cells define (stood in for by mirrors)
     source_files: dict[str, Path]
     folder: Path  # the temporary batch folder
     profile: str
@@ -164,7 +165,8 @@ def _prepare(sub: _Submission, batch: _Batch) -> _Job:
     for nb_id, data in sub.notebooks.items():
         nb = parse_notebook(data, f"{nb_id}.ipynb")
         job.notes += _submission_notes(nb, batch.infos[nb_id])
-        job.notebooks[nb_id], job.canaries[nb_id] = canary.insert(_sanitise(nb, nb_id, sub.student, batch), rng)
+        job.notebooks[nb_id], job.canaries[nb_id] = canary.insert(_sanitise(nb, nb_id, sub.student, batch), rng,
+                                                                  names=batch.names[nb_id])
     files = job.home / "files"
     files.mkdir(parents=True)
     for rel, path in batch.source_files.items():
@@ -561,7 +563,7 @@ def _open_batch(assignment: str, folder: Path, root: Any, cell_timeout: int | No
                "kernel_name": cfg.Execute.get("kernel_name", "python3"),
                "interrupt_on_timeout": bool(cfg.Execute.get("interrupt_on_timeout", True))}
     return _Batch(assignment, cfg, coursedir, _cell_info(source_nbs), _trusted(source_nbs, folder / "release"),
-                  _files(source_dir, [*coursedir.ignore, "*.ipynb"]), folder, profile, jobs, sandbox, limits, execute)
+                  _answer_names(source_nbs), _files(source_dir, [*coursedir.ignore, "*.ipynb"]), folder, profile, jobs, sandbox, limits, execute)
 
 
 CELL_TIMEOUT_FACTOR = 5  # a cell may take this many times the whole lesson's measured grading time …
@@ -595,6 +597,18 @@ def _measured_seconds(root: Path, assignment: str) -> float | None:
         runs = json.loads((root / "benchmarks" / "RESULTS.json").read_text(encoding="utf-8"))["runs"]
         return float(runs["grading"]["notebooks"][assignment]["seconds"])
     return None
+
+
+def _answer_names(source_nbs: dict[str, Path]) -> dict[str, frozenset[str]]:
+    """Per notebook, the names the worked solutions' answer cells define."""
+    import nbformat
+
+    out = {}
+    for nb_id, path in source_nbs.items():
+        cells = nbformat.read(path, as_version=4).cells
+        out[nb_id] = canary.answer_names([c.source for c in cells if c.cell_type == "code"
+                                          and c.metadata.get("nbgrader", {}).get("solution")])
+    return out
 
 
 def _trusted(source_nbs: dict[str, Path], release: Path) -> dict[str, frozenset[str]]:

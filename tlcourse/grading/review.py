@@ -118,9 +118,12 @@ DENIED_BASES = frozenset({
 })
 #: dotted calls (after resolving aliases) that load code or pickles, or pick a backend by module name
 UNSAFE_CALLS = frozenset({
-    "torch.load", "torch.hub", "torch.package", "pandas.read_pickle", "matplotlib.use",
+    "torch.load", "torch.hub", "torch.package", "torch.serialization", "pandas.read_pickle", "pandas.io.pickle",
+    "pandas.compat.pickle_compat", "numpy.lib.format", "numpy.lib.npyio", "matplotlib.use",
     "matplotlib.pyplot.switch_backend", "numpy.savetxt", "numpy.load",
 })
+#: keyword arguments that switch a loader to unpickling (any value but a literal False / True respectively)
+PICKLE_SWITCHES = {"allow_pickle": False, "weights_only": True}
 #: method names that write files whose content the caller controls
 WRITER_ATTRIBUTES = frozenset({"write_text", "write_bytes", "to_pickle", "savetxt", "symlink_to", "hardlink_to"})
 _DUNDER = re.compile(r"__[A-Za-z0-9_]+?__")
@@ -499,13 +502,43 @@ def _unsafe_api(cell: _Cell) -> Iterator[ast.AST]:
             yield node
         elif isinstance(node, ast.Call) and (
                 (isinstance(node.func, ast.Attribute) and node.func.attr in WRITER_ATTRIBUTES)
-                or (_dotted(node.func, cell.imported) == "numpy.load"
-                    and any(k.arg in ("allow_pickle", None) for k in node.keywords))
+                or any((k.arg is None and _dotted(node.func, cell.imported) == "numpy.load")
+                       or (k.arg in PICKLE_SWITCHES and not (
+                           isinstance(k.value, ast.Constant) and k.value.value is PICKLE_SWITCHES[k.arg]))
+                       for k in node.keywords)
                 or any(k.arg == "trust_remote_code" and not (isinstance(k.value, ast.Constant) and not k.value.value)
                        for k in node.keywords)):
             yield node
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _CODE_FILE.search(node.value):
             yield node
+
+
+_PATH_LIKE = re.compile(r"(?:\d+\.)?[A-Za-z_]\w*(?:\.\w+|\[\w+\])*")
+_FIELD = re.compile(r"\{([^{}!:]*)[^{}]*\}")
+_WORD = re.compile(r"[A-Za-z_]\w*")
+#: names that no string in student code may spell as an attribute path (``getattr(x, "sys")``, a format field
+#: ``"{0.sys.modules}"``, ``Formatter().get_field("0.sys", …)``): whatever resolves a name from a string reaches
+#: what the attribute rules guard, so the string itself is judged
+_GUARDED_WORDS = DANGEROUS_ATTRIBUTES | INTROSPECTION_ATTRIBUTES | DANGEROUS_NAMES | {
+    "modules", "get_ipython", "shell", "kernel", "user_ns", "attrgetter", "methodcaller", "get_field", "Formatter",
+    "IPython", "ipykernel", "read_pickle", "serialization", "find_class", "addaudithook", "audit"}
+
+
+def _string_paths(text: str) -> list[str]:
+    """The attribute paths a string could name: the whole string if it looks like one, and format fields."""
+    paths = [text] if _PATH_LIKE.fullmatch(text.strip()) else []
+    return paths + [f for f in _FIELD.findall(text) if f.strip()]
+
+
+def _string_attributes(cell: _Cell) -> Iterator[ast.AST]:
+    """Strings that spell a guarded attribute or name as a path (``"sys"``, ``"0.sys.modules"``, ``"{0.__class__}"``),
+    or a private one: the route from a string to an attribute (``getattr`` with a literal, ``str.format``,
+    ``string.Formatter``, …) is not what matters; the name is."""
+    for node in cell.walk():
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 200:
+            words = {w for p in _string_paths(node.value) for w in _WORD.findall(p)}
+            if words & _GUARDED_WORDS or any(_DUNDER.fullmatch(w) and w not in ALLOWED_DUNDERS for w in words):
+                yield node
 
 
 #: the rules, by name: each yields the nodes (with line numbers) it objects to in one cell
@@ -522,6 +555,7 @@ RULES: dict[str, Callable[[_Cell], Iterator[ast.AST]]] = {
     "magic": _magics,
     "shell": _shell,
     "unsafe-api": _unsafe_api,
+    "string-attribute": _string_attributes,
 }
 
 

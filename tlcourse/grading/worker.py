@@ -36,9 +36,10 @@ from tlcourse.grading.gradebook import _cell_label
 __all__ = ["main", "run_job", "IsolatedKernelManager", "KERNEL_ARGV"]
 
 PR_SET_DUMPABLE = 4
-#: The kernel's command: this Python, isolated (no working folder or PYTHON* variable on its path), ipykernel
-#: without its history database (a later cell could read the test cells' sources back from it).
-KERNEL_ARGV = (sys.executable, "-I", "-m", "ipykernel_launcher", "--HistoryManager.enabled=False", "-f")
+#: The kernel's command: this Python, isolated (no working folder or PYTHON* variable on its path), ipykernel behind
+#: an audit hook (:mod:`.kernel_boot`: no unpickling of code, no tracing) and without its history database (a later
+#: cell could read the test cells' sources back from it).
+KERNEL_ARGV = (sys.executable, "-I", "-m", "tlcourse.grading.kernel_boot", "--HistoryManager.enabled=False", "-f")
 
 
 class IsolatedKernelManager(AsyncKernelManager):
@@ -48,7 +49,7 @@ class IsolatedKernelManager(AsyncKernelManager):
     Example:
         >>> km = IsolatedKernelManager(connection_file="/tmp/kernel-x.json")
         >>> km.format_kernel_cmd()[1:4]
-        ['-I', '-m', 'ipykernel_launcher']
+        ['-I', '-m', 'tlcourse.grading.kernel_boot']
     """
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
