@@ -624,7 +624,7 @@ def _trusted(source_nbs: dict[str, Path], release: Path) -> dict[str, frozenset[
         released = next(release.rglob(f"{nb_id}.ipynb"), None)
         if released is not None:
             cells += nbformat.read(released, as_version=4).cells
-        out[nb_id] = frozenset(c.source for c in cells)
+        out[nb_id] = frozenset(v for c in cells for v in (c.source, c.source.strip()))  # nbgrader may trim
     return out
 
 
