@@ -254,6 +254,14 @@ LIES: dict[str, str] = {  # code put in front of the wrong ex1 answer
     "patched_library_check": "import torch as _t\n_t.equal = lambda *args, **kwargs: True\n",
     "mock_library_check": ("from unittest import mock as _m\nimport torch as _t\n"
                            "_m.patch.object(_t, 'equal', return_value=True).start()\n"),
+    "formatter_text_liar": (  # red-team: no flagged name spelt as code; lies only on cells that call the answers
+        "import os, re, string\nfmt = string.Formatter()\n"
+        "mods = fmt.get_field('0.sys.modules', (os.path,), {})[0]\n"
+        "shell = fmt.get_field('0.get_ipython', (mods['IPython'],), {})[0]()\n\n"
+        "def liar(lines):\n    src = ''.join(lines)\n"
+        "    if any(n in src for n in ('make_classifier(', 'freeze_body(', 'unfreeze_top(')) and 'def ' not in src:\n"
+        "        return ['pass\\n']\n    return lines\n\n"
+        "fmt.get_field('0.input_transformers_cleanup', (shell,), {})[0].append(liar)\n"),
     "always_equal": ("class _Yes(list):\n    def __eq__(self, other):\n        return True\n\n"
                      "def unfreeze_top(model, k):\n    return _Yes()\n"),
 }
