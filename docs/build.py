@@ -180,8 +180,12 @@ def lesson_pages(site: Site, src: Path, log: Any = print) -> list[str]:
 def static_pages(src: Path) -> None:
     """The hand-written pages (``docs/pages/``), one API page per module, the benchmark tables."""
     for page in sorted((DOCS / "pages").rglob("*")):
-        if page.is_file():
-            write_if_changed(src / page.relative_to(DOCS / "pages"), page.read_text(encoding="utf-8"))
+        target = src / page.relative_to(DOCS / "pages")
+        if page.is_file() and page.suffix in (".md", ".txt", ".css", ".rst"):
+            write_if_changed(target, page.read_text(encoding="utf-8"))
+        elif page.is_file() and not (target.exists() and target.read_bytes() == page.read_bytes()):
+            target.parent.mkdir(parents=True, exist_ok=True)  # figures (PNG) as they are
+            target.write_bytes(page.read_bytes())
     write_if_changed(src / "api" / "index.md", API_INTRO + "\n```{toctree}\n:maxdepth: 1\n\n"
                      + "".join(f"{module}\n" for module in API_MODULES) + "```\n")
     for module in API_MODULES:
