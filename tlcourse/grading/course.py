@@ -108,6 +108,17 @@ def _step_dir(coursedir: Any, step: str) -> Path:
     return Path(os.path.normpath(coursedir.format_path(getattr(coursedir, step), ".", ".")))
 
 
+def withheld_dir(coursedir: Any) -> Path:
+    """Where ``tlcourse grade`` keeps the record of each withheld submission: ``<assignment>/<student>.json`` in
+    ``withheld/`` beside the autograded folder (read by the export and the feedback).
+
+    Example:
+        >>> withheld_dir(_coursedir(load_nbgrader_config())).name
+        'withheld'
+    """
+    return _step_dir(coursedir, "autograded_directory").parent / "withheld"
+
+
 def list_assignments(root: str | os.PathLike[str] | None = None) -> list[str]:
     """The assignments: every ``solutions/NN_name`` folder that holds a notebook, in order.
 

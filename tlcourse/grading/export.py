@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tlcourse.grading.course import CourseError, _coursedir, _gradebook, _step_dir, load_nbgrader_config
+from tlcourse.grading.course import (
+    CourseError,
+    _coursedir,
+    _gradebook,
+    _step_dir,
+    load_nbgrader_config,
+    withheld_dir,
+)
 from tlcourse.grading.lateness import (
     Extension,
     Rule,
@@ -382,10 +389,9 @@ def late_work(cfg: Any, coursedir: Any, times: str | os.PathLike[str] | None = N
     root = Path(cfg.CourseDirectory.root)
     ext = Path(extensions) if extensions else root / str(tl.get("extensions_file", "extensions.csv"))
     plugin = str(cfg.get("AssignLatePenalties", {}).get("plugin_class", "nbgrader.plugins.LateSubmissionPlugin"))
-    autograded = _step_dir(coursedir, "autograded_directory")
     return LateWork(dues, read_extensions(ext), read_times(times, zone) if times else {},
                     float(cfg.get("PercentPerDay", {}).get("percent_per_day", 10.0)), plugin,
-                    _step_dir(coursedir, "submitted_directory"), autograded.parent / "withheld",
+                    _step_dir(coursedir, "submitted_directory"), withheld_dir(coursedir),
                     now or datetime.now(UTC))
 
 

@@ -14,6 +14,7 @@ from tlcourse.grading.course import (
     _log_errors,
     _step_dir,
     load_nbgrader_config,
+    withheld_dir,
 )
 
 __all__ = ["generate_feedback", "feedback_archive"]
@@ -56,7 +57,7 @@ def _withheld(coursedir: object, assignment: str, names: Sequence[str]) -> list[
     from tlcourse.grading.course import _gradebook
     from tlcourse.grading.export import withheld_pending
 
-    folder = _step_dir(coursedir, "autograded_directory").parent / "withheld"
+    folder = withheld_dir(coursedir)
     if not (folder / assignment).is_dir():
         return []
     with _gradebook(coursedir) as gb:

@@ -47,6 +47,8 @@ from tlcourse.grading.course import (
     apply_due_dates,
     load_nbgrader_config,
     parse_notebook,
+    read_notebook,
+    withheld_dir,
 )
 from tlcourse.grading.gradebook import (
     GradeRow,
@@ -453,7 +455,7 @@ def _record(job: _Job, batch: _Batch, writer: Any, status: str, reason: str, fee
 
 
 def _withheld_file(batch: _Batch, student: str) -> Path:
-    return _step_dir(batch.coursedir, "autograded_directory").parent / "withheld" / batch.assignment / f"{student}.json"
+    return withheld_dir(batch.coursedir) / batch.assignment / f"{student}.json"
 
 
 def _withhold(job: _Job, batch: _Batch, record: Path) -> GradeRow:
@@ -562,8 +564,9 @@ def _open_batch(assignment: str, folder: Path, root: Any, cell_timeout: int | No
     execute = {"timeout": int(cell_timeout or cell_timeout_for(cfg, assignment)),
                "kernel_name": cfg.Execute.get("kernel_name", "python3"),
                "interrupt_on_timeout": bool(cfg.Execute.get("interrupt_on_timeout", True))}
-    return _Batch(assignment, cfg, coursedir, _cell_info(source_nbs), _trusted(source_nbs, folder / "release"),
-                  _answer_names(source_nbs), _files(source_dir, [*coursedir.ignore, "*.ipynb"]), folder, profile, jobs, sandbox, limits, execute)
+    sources = {nb_id: read_notebook(path, path.name) for nb_id, path in source_nbs.items()}  # the course's own
+    return _Batch(assignment, cfg, coursedir, _cell_info(source_nbs), _trusted(sources, folder / "release"),
+                  _answer_names(sources), _files(source_dir, [*coursedir.ignore, "*.ipynb"]), folder, profile, jobs, sandbox, limits, execute)
 
 
 CELL_TIMEOUT_FACTOR = 5  # a cell may take this many times the whole lesson's measured grading time …
@@ -599,26 +602,21 @@ def _measured_seconds(root: Path, assignment: str) -> float | None:
     return None
 
 
-def _answer_names(source_nbs: dict[str, Path]) -> dict[str, frozenset[str]]:
+def _answer_names(sources: dict[str, Any]) -> dict[str, frozenset[str]]:
     """Per notebook, the names the worked solutions' answer cells define."""
-    import nbformat
-
-    out = {}
-    for nb_id, path in source_nbs.items():
-        cells = nbformat.read(path, as_version=4).cells
-        out[nb_id] = canary.answer_names([c.source for c in cells if c.cell_type == "code"
-                                          and c.metadata.get("nbgrader", {}).get("solution")])
-    return out
+    return {nb_id: canary.answer_names([c.source for c in nb.cells if c.cell_type == "code"
+                                        and c.metadata.get("nbgrader", {}).get("solution")])
+            for nb_id, nb in sources.items()}
 
 
-def _trusted(source_nbs: dict[str, Path], release: Path) -> dict[str, frozenset[str]]:
+def _trusted(sources: dict[str, Any], release: Path) -> dict[str, frozenset[str]]:
     """Per notebook, the sources of the course's own cells: locked cells and tests of the source (hidden tests
     included) and every cell of the released notebook as students receive it (answer cells there are stubs)."""
     import nbformat
 
     out = {}
-    for nb_id, path in source_nbs.items():
-        cells = [c for c in nbformat.read(path, as_version=4).cells
+    for nb_id, nb in sources.items():
+        cells = [c for c in nb.cells
                  if c.metadata.get("nbgrader", {}).get("locked") or (c.metadata.get("nbgrader", {}).get("grade")
                                                                      and not c.metadata.get("nbgrader", {}).get("solution"))]
         released = next(release.rglob(f"{nb_id}.ipynb"), None)
