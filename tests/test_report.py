@@ -10,13 +10,13 @@ from __future__ import annotations
 import copy
 import csv
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 from PIL import Image
+from test_grading import make_course_root
 
 from tlcourse.grading.cli import main
 from tlcourse.grading.course import _coursedir, _gradebook, load_nbgrader_config
@@ -104,15 +104,6 @@ RESULTS: dict[str, dict[str, tuple[float, tuple | None]]] = {
              "ex3_unfreeze_top_tests": (0, BARE_ASSERT)},
     STUB: {t: (0, NOT_IMPL) for t in TESTS},
 }
-
-
-def make_course_root(base: Path) -> Path:
-    """A private course root: this repository's nbgrader_config.py, solutions/ and lessons/; its own course/."""
-    base.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO / "nbgrader_config.py", base / "nbgrader_config.py")
-    for name in ("solutions", "lessons"):
-        (base / name).symlink_to(REPO / name, target_is_directory=True)
-    return base
 
 
 def _gid(cell: Any) -> str | None:
