@@ -153,20 +153,36 @@ def _one_line(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
+_VERDICT = {"held": "✓ held", "within noise": "≈ within noise", "did not hold": "✗ did not hold",
+            1: "✓ held (two-outcome claim, no interval)", 0: "✗ did not hold (two-outcome claim, no interval)"}
+
+
+def claim_cell(rec: dict[str, Any]) -> str:
+    """One claim's outcome in one profile, with its interval when it was recorded with one."""
+    verdict = _VERDICT.get(rec["value"], str(rec["value"]))
+    if "low" not in rec:
+        return verdict
+    return (f"{verdict} {rec['difference']:+.3f} [{rec['low']:+.3f}, {rec['high']:+.3f}] "
+            f"<small>{_one_line(rec.get('method', ''), 60)}</small>")
+
+
 def claims_table(data: dict[str, Any]) -> list[str]:
-    """Every claim a lesson checked (``tlcourse.claim``), one row each, with its outcome in every profile run."""
+    """Every claim a lesson checked (``tlcourse.claim``), one row each, with its outcome and interval in every
+    profile run."""
     profiles = [p for p in PROFILES if p in data.get("runs", {})]
     outcome: dict[tuple[str, str], dict[str, str]] = {}
     for profile in profiles:
         for rec in data["runs"][profile]["records"]:
             if rec["name"].startswith("claim_"):
                 key = (str(rec.get("lesson") or rec.get("notebook")), rec["name"].removeprefix("claim_"))
-                outcome.setdefault(key, {})[profile] = "✓ held" if rec["value"] else "✗ did not hold"
+                outcome.setdefault(key, {})[profile] = claim_cell(rec)
     if not outcome:
         return []
     lines = ["## Checked claims", "",
-             "What each lesson claims and checks in its own run (`tlcourse.claim`): ✓ held, ✗ did not hold, "
-             "— not run in that profile. The grading profile's tiny subsets decide little.", "",
+             "What each lesson claims and checks in its own run (`tlcourse.claim`): ✓ held beyond noise, "
+             "≈ within noise (the interval straddles the line the claim draws), ✗ did not hold; then the measured "
+             "difference and its 95 % interval, and where the interval comes from; — not run in that profile. "
+             "The grading profile's tiny subsets decide little.", "",
              "| lesson | claim | " + " | ".join(profiles) + " |", "|---|---|" + "---|" * len(profiles)]
     for (lesson, name), by_profile in sorted(outcome.items()):
         lines.append(f"| {lesson} | {name} | " + " | ".join(by_profile.get(p, "—") for p in profiles) + " |")

@@ -6,8 +6,12 @@ an *outcome-like* number — a decimal with two or more places (0.915, 1.87; not
 ``lr=0.01``), a percentage, "N points" — must be
 printed by code or shown by ``tlcourse.claim``, unless its line cites where it comes from (a year, "et al.", a
 link) or is a design choice: an upper-case constant in code, an exercise's points in a heading, a test cell's
-fixture, or one of the few facts listed in ``FIXED_FACTS`` (a property of the data or the model that no run
-changes, each with its reason).
+fixture, or one of the few facts the notebook lists in its metadata, ``tlcourse.fixed_facts`` (a property of
+the data or the model that no run changes, each with its reason).
+
+Prose is held to more: a probability-like one-decimal number ("above 0.9"), a count in thousands or millions
+("22.7 M", "98 k") and a ratio ("20×", "3 times faster") are outcomes too unless the notebook lists them as facts —
+"all 22.7 M parameters train" is the kind of sentence that stays true of the model and false of the run.
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ OUTCOME = re.compile(
     r"|(?<![\w.])\d+(?:\.\d+)?\s?%"  # 92 %, 62.5%
     r"|(?<![\w.])\d+(?:\.\d+)?\s(?:percentage\s)?points?\b"  # 20 points
 )
+#: Prose only (markdown and written answers): values that read as measured unless they are listed facts.
+PROSE_OUTCOME = re.compile(
+    r"(?<![\w.=\[(-])0\.\d(?!\d)"  # 0.9, 0.5
+    r"|(?<![\w.,-])\d+(?:\.\d+)?\s(?:M|k)\b|(?<![\w.,-])\d+\.\d+M\b"  # 22.7 M, 98 k
+    r"|(?<![\w.,-])\d+(?:\.\d+)?\s?×(?!\s?\d)"  # 20×, 3.4× (not 3 × 3)
+    r"|(?<![\w.,-])\d+\stimes\s(?:faster|slower|smaller|larger|more|fewer|less)\b"
+)
 CITED = re.compile(r"\b(?:19|20)\d{2}\b|et al\.|https?://|\]\(")
 FORMAT_FIELD = re.compile(r"\{[^{}]*\}")
 CONSTANT = re.compile(r"^\s*[A-Z][A-Z0-9_]*(?:\s*,\s*[A-Z][A-Z0-9_]*)*\s*(?::[^=]+)?=")
@@ -33,23 +44,11 @@ CONSTANT = re.compile(r"^\s*[A-Z][A-Z0-9_]*(?:\s*,\s*[A-Z][A-Z0-9_]*)*\s*(?::[^=
 MARGIN_BEFORE = re.compile(r"(?:within|at least|by|≥|>=|more than|less than|under|over)\s*$")
 MARGIN_AFTER = re.compile(r"^\s*(?:or more|or less)")
 
-#: Facts that no run changes (properties of a data set, a model or a library), allowed in prose as they are.
-FIXED_FACTS: dict[str, dict[str, str]] = {
-    "01_pretrained_models": {
-        "27 %": "share of Lite0's parameters in its ImageNet head: a property of the architecture",
-    },
-    "03_fine_tuning": {
-        "10 %": "BatchNorm's default momentum (0.1) in PyTorch",
-    },
-    "06_case_sentiment": {
-        "85 %": "the train / test split of rt-polarity, a design choice",
-        "15 %": "the train / test split of rt-polarity, a design choice",
-    },
-    "05_case_medical": {
-        "95 %": "the sensitivity target, a design choice of the exercise",
-        "90 %": "an example probability in the calibration explanation",
-    },
-}
+def fixed_facts(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """The facts a notebook lists (``metadata.tlcourse.fixed_facts``: text -> why no run changes it)."""
+    facts = nb.metadata.get("tlcourse", {}).get("fixed_facts", {})
+    assert all(isinstance(v, str) and len(v) > 10 for v in facts.values()), f"each fact needs its reason: {facts}"
+    return dict(facts)
 
 
 def _cell_kind(cell: nbformat.NotebookNode) -> str:
@@ -79,7 +78,8 @@ def hard_coded_outcomes(nb: nbformat.NotebookNode, allowed: dict[str, str]) -> l
                 continue  # headings: "Exercise 2 (3 points)"; a written question's "**Rubric (2 points)**"
             if CITED.search(line):
                 continue
-            for match in OUTCOME.finditer(line):
+            patterns = (OUTCOME,) if kind == "code" else (OUTCOME, PROSE_OUTCOME)
+            for match in (m for pattern in patterns for m in pattern.finditer(line)):
                 if match.group(0).strip() in allowed:
                     continue
                 if MARGIN_BEFORE.search(line[:match.start()]) or MARGIN_AFTER.match(line[match.end():]):
@@ -91,7 +91,7 @@ def hard_coded_outcomes(nb: nbformat.NotebookNode, allowed: dict[str, str]) -> l
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_no_hard_coded_outcomes(lesson: str) -> None:
     nb = nbformat.read(REPO / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
-    found = hard_coded_outcomes(nb, FIXED_FACTS.get(lesson, {}))
+    found = hard_coded_outcomes(nb, fixed_facts(nb))
     assert not found, ("numbers a run produces, written by hand — print them from code, show them with "
                        "tlcourse.claim, or cite their source:\n" + "\n".join(found))
 
@@ -104,13 +104,17 @@ def test_the_rule_catches_hard_coded_results() -> None:
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     bad = [md("with ten labels per class the probe reaches 0.821"), md("scratch stays about 20 points behind"),
            md("CORAL helped (+2 points)"),
-           md("LoRA keeps 98.5 % of the accuracy"), code('rows = [("Lite0 frozen", 128, 0.915, "course authors")]')]
+           md("LoRA keeps 98.5 % of the accuracy"), code('rows = [("Lite0 frozen", 128, 0.915, "course authors")]'),
+           md("the network says cat with a probability above 0.9"), md("fine-tuning trains all 22.7 M parameters"),
+           md("LoRA is 3 times faster"), md("the frozen probe is 12× cheaper"), md("Lite0 has 4.65 M parameters")]
     for cell in bad:
         assert hard_coded_outcomes(nb_of(cell), {}), cell.source
     good = [md("ResNet-18 reaches 0.9477 (Chilamkurthy, 2017)"), md("### Exercise 2 (3 points)"),
             code("PUBLISHED = {'breast': (0.863, 0.901)}"), code('print(f"accuracy {acc:.3f}")'),
             md("Write `train_head(features, labels, lr=0.01)`"),
-            md("Lite0 has 4.65 M parameters"), md("BatchNorm moves 10 % of the way"),
-            md("the claim: transfer wins by 10 points or more"), md("within 3 points of the published number")]
+            md("BatchNorm moves 10 % of the way"),
+            md("the claim: transfer wins by 10 points or more"), md("within 3 points of the published number"),
+            md("a 3 × 3 convolution on 224 × 224 images"), md("ImageNet-1k"), code("ax.set_ylim(0.4, 1.0)"),
+            md("the encoder has 22.7 M parameters")]
     for cell in good:
-        assert not hard_coded_outcomes(nb_of(cell), {"10 %": "momentum"}), cell.source
+        assert not hard_coded_outcomes(nb_of(cell), {"10 %": "momentum", "22.7 M": "size"}), cell.source

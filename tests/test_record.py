@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,35 +86,82 @@ def test_load_records_missing_and_corrupt(tmp_path) -> None:
         load_records(bad)
 
 
-def test_claim_shows_the_verdict_and_records_it(tmp_path, monkeypatch, capsys) -> None:
+def _gap(low: float, high: float) -> Any:
+    from tlcourse.stats import Interval
+
+    return Interval((low + high) / 2, low, high, 0.95, "test interval")
+
+
+@pytest.mark.parametrize(("expect", "margin", "low", "high", "outcome"), [
+    ("greater", 0.0, 0.01, 0.05, "held"),
+    ("greater", 0.0, -0.01, 0.05, "within noise"),
+    ("greater", 0.0, -0.05, -0.01, "did not hold"),
+    ("greater", 0.10, 0.05, 0.30, "within noise"),  # "wins by 10 points or more": the interval reaches below 0.10
+    ("greater", 0.10, 0.12, 0.30, "held"),
+    ("greater", 0.10, 0.01, 0.08, "did not hold"),  # a win, but not by the margin the claim promised
+    ("less", 0.0, -0.05, -0.01, "held"),
+    ("less", 0.0, -0.05, 0.01, "within noise"),
+    ("less", 0.0, 0.01, 0.05, "did not hold"),
+    ("close", 0.02, -0.01, 0.015, "held"),
+    ("close", 0.02, -0.03, 0.01, "within noise"),  # could be further apart than the margin
+    ("close", 0.02, 0.03, 0.08, "did not hold"),
+    ("close", 0.02, -0.08, -0.03, "did not hold"),
+])
+def test_three_outcomes(expect, margin, low, high, outcome) -> None:
+    from tlcourse.record import decide
+
+    assert decide(_gap(low, high), expect, margin) == outcome
+
+
+def test_claim_shows_the_outcome_and_records_the_interval(tmp_path, monkeypatch, capsys) -> None:
     from tlcourse.record import claim
+    from tlcourse.stats import seed_difference
 
     path = tmp_path / "results.json"
     monkeypatch.setenv(RESULTS_ENV, str(path))
-    claim("transfer_wins", np.bool_(0.92 > 0.71), "frozen 0.920 vs scratch 0.710", statement="transfer wins",
-          lesson="02")
-    claim("small_lr_wins", 0.80 > 0.85, "small 0.800 vs large 0.850", statement="a small rate wins",
-          if_not="one seed on 153 images: a single image is 0.65 points")
+    assert claim("transfer_wins", _gap(0.1, 0.3), statement="transfer wins", detail="frozen 0.920 vs scratch "
+                 "0.710", lesson="02") == "held"
+    assert claim("finetune_wins", seed_difference([0.950, 0.962, 0.938], [0.948, 0.955, 0.941]),
+                 statement="fine-tuning wins", if_not="three seeds on 153 images") == "within noise"
+    assert claim("small_lr_wins", _gap(-0.2, -0.1), statement="a small rate wins") == "did not hold"
     out = capsys.readouterr().out
-    assert "✓ held in this run: transfer wins\n    frozen 0.920 vs scratch 0.710" in out
-    assert "✗ did not hold in this run: a small rate wins" in out and "why this can happen: one seed" in out
-    assert [(e["name"], e["value"]) for e in load_records(path)] == [("claim_transfer_wins", 1),
-                                                                      ("claim_small_lr_wins", 0)]
+    assert "✓ held beyond noise: transfer wins\n    frozen 0.920 vs scratch 0.710" in out
+    assert "≈ within noise: fine-tuning wins" in out and "t interval over 3 seeds" in out
+    assert "why this can happen: three seeds" in out and "✗ did not hold: a small rate wins" in out
+    entries = load_records(path)
+    assert [(e["name"], e["value"]) for e in entries] == [("claim_transfer_wins", "held"),
+                                                          ("claim_finetune_wins", "within noise"),
+                                                          ("claim_small_lr_wins", "did not hold")]
+    assert entries[0]["low"] == 0.1 and entries[0]["high"] == 0.3 and entries[0]["expect"] == "greater"
+    assert entries[1]["method"] == "t interval over 3 seeds" and entries[1]["low"] < 0 < entries[1]["high"]
 
 
-def test_claim_rejects_a_claim_that_cannot_fail(monkeypatch) -> None:
+def test_a_comparison_without_its_uncertainty_is_refused(monkeypatch) -> None:
     from tlcourse.record import claim
 
     monkeypatch.delenv(RESULTS_ENV, raising=False)
-    with pytest.raises(TypeError, match="must be a bool"):
-        claim("x", 0.93, "just a number")  # a number is not an outcome
-    with pytest.raises(ValueError, match="evidence"):
-        claim("x", True, "")
+    with pytest.raises(TypeError, match="needs its uncertainty"):
+        claim("x", 0.92 > 0.71, statement="frozen beats scratch")
+    with pytest.raises(TypeError, match="needs its uncertainty"):
+        claim("x", np.bool_(True), statement="frozen beats scratch", exact="  ")
+    with pytest.raises(TypeError, match="interval"):
+        claim("x", 0.93, statement="just a number")  # a number is not an outcome
+    with pytest.raises(ValueError, match="statement"):
+        claim("x", _gap(0.1, 0.2), statement="")
+    with pytest.raises(ValueError, match="margin"):
+        claim("x", _gap(0.1, 0.2), statement="close", expect="close")
+    with pytest.raises(ValueError, match="expect"):
+        claim("x", _gap(0.1, 0.2), statement="s", expect="bigger")
+    with pytest.raises(ValueError, match="low <= high"):
+        claim("x", _gap(0.3, 0.1), statement="s")
+    assert claim("x", np.bool_(False), statement="LoRA trains fewer parameters",
+                 exact="parameter counts do not depend on the seed") == "did not hold"
 
 
 def test_claim_html_escapes_and_colours() -> None:
-    from tlcourse.record import _claim_html
+    from tlcourse.record import _claim_html, _claim_lines
 
-    page = _claim_html(False, "a < b", "0.1 vs 0.2", "noise")
-    assert "a &lt; b" in page and "did not hold" in page and "noise" in page
-    assert "noise" not in _claim_html(True, "a", "b", "noise")
+    lines = _claim_lines("within noise", "a < b", "0.1 vs 0.2", _gap(-0.1, 0.1), "<script>")
+    page = _claim_html("within noise", lines)
+    assert "a &lt; b" in page and "within noise" in page and "&lt;script&gt;" in page and "<script>" not in page
+    assert "why this can happen" not in " ".join(_claim_lines("held", "a", "b", _gap(0.1, 0.2), "noise"))

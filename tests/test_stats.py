@@ -71,3 +71,57 @@ def test_other_metrics_and_reproducibility() -> None:
 def test_bad_input_is_explained(y, a, b, kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         paired_bootstrap(y, a, b, **kwargs)
+
+
+def test_wilson_interval_matches_scipy() -> None:
+    from scipy.stats import binomtest
+
+    from tlcourse.stats import proportion_interval
+
+    for k, n in [(140, 156), (0, 20), (20, 20), (77, 153)]:
+        ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        gap = proportion_interval(k, n)
+        assert gap.low == pytest.approx(ref.low) and gap.high == pytest.approx(ref.high)
+        shifted = proportion_interval(k, n, against=0.5)
+        assert shifted.low == pytest.approx(ref.low - 0.5) and shifted.difference == pytest.approx(k / n - 0.5)
+
+
+def test_newcombe_matches_the_published_example() -> None:
+    """Newcombe (Stat. Med. 1998, 17:873), method 10: 56/70 vs 48/80 gives 0.0524 to 0.3339."""
+    from tlcourse.stats import two_proportions
+
+    gap = two_proportions(56, 70, 48, 80)
+    assert gap.difference == pytest.approx(0.2)
+    assert gap.low == pytest.approx(0.0524, abs=1e-4) and gap.high == pytest.approx(0.3339, abs=1e-4)
+
+
+def test_seed_difference_is_a_paired_t_interval() -> None:
+    from scipy.stats import ttest_rel
+
+    from tlcourse.stats import seed_difference
+
+    a, b = [0.95, 0.97, 0.94, 0.96], [0.93, 0.96, 0.92, 0.95]
+    gap = seed_difference(a, b)
+    ref = ttest_rel(a, b).confidence_interval(0.95)
+    assert gap.low == pytest.approx(ref.low) and gap.high == pytest.approx(ref.high)
+    assert gap.low > 0  # the same small gain on every seed is beyond the seeds' noise, paired
+    one = seed_difference([0.902, 0.910, 0.931], 0.901)  # a mean against a published number
+    assert one.low < 0 < one.high and one.method == "t interval over 3 seeds"
+    with pytest.raises(ValueError, match="one seed"):
+        seed_difference([0.9], [0.8])
+    with pytest.raises(ValueError, match="one value per seed"):
+        seed_difference([0.9, 0.8], [0.8])
+
+
+def test_metric_interval_against_a_fixed_number() -> None:
+    from tlcourse.stats import metric_interval
+
+    y = _labels()
+    rng = np.random.default_rng(6)
+    strong, weak = y + rng.normal(0, 0.3, y.size), y + rng.normal(0, 3, y.size)
+    assert metric_interval(y, strong, against=0.8, n_resamples=500).low > 0
+    gap = metric_interval(y, weak, against=0.5, n_resamples=500)
+    assert gap.low < gap.difference < gap.high and "against 0.5" in gap.method
+    acc = metric_interval(y, (strong > 0.5).astype(int), against=0.5, metric=lambda t, p: float(np.mean(t == p)),
+                          n_resamples=300)
+    assert acc.low > 0.3

@@ -38,7 +38,7 @@ _SHORTCUTS = {
 }
 _SUBMODULES = {
     "config", "device", "models", "freeze", "data", "features", "train", "history", "adapt", "dense", "viz",
-    "text", "trunk", "regularize", "quiz", "grading", "cli",
+    "text", "trunk", "regularize", "stats", "quiz", "grading", "cli",
 }
 
 

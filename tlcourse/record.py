@@ -1,7 +1,11 @@
 """A lesson's headline numbers and checked claims, collected for the benchmark table (``benchmarks/``).
 
-``claim(name, held, evidence, statement=...)`` is how a lesson states an outcome without hard-coding it: the
-notebook shows a ✓ / ✗ box with this run's numbers, and ``claim_<name>`` (1 held, 0 did not) is recorded.
+``claim(name, evidence, statement=...)`` is how a lesson states an outcome without hard-coding it. The evidence is
+an interval (``tlcourse.stats``: a paired bootstrap, a seed spread, a binomial interval), so a claim has three
+outcomes: **held** (beyond noise), **within noise** (the interval straddles the line the claim draws), **did not
+hold** (beyond noise, the other way). The notebook shows a coloured box with this run's numbers and interval, and
+``claim_<name>`` is recorded with the outcome and the interval. A comparison without its uncertainty is refused;
+a fact no noise touches (a parameter count) passes a bool with ``exact=`` saying why.
 
 A lesson calls ``record("finetune_val_acc", acc, lesson="03_fine_tuning")`` next to the number it reports. When
 the environment variable ``TLCOURSE_RESULTS`` names a JSON file, the entry ``{name, value, lesson, profile, time}``
@@ -24,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["record", "claim", "load_records", "RESULTS_ENV"]
+__all__ = ["record", "claim", "decide", "load_records", "RESULTS_ENV", "HELD", "WITHIN_NOISE", "NOT_HELD"]
 
 #: The environment variable naming the results file.
 RESULTS_ENV = "TLCOURSE_RESULTS"
@@ -92,7 +96,8 @@ def load_records(path: str | os.PathLike[str] | None = None) -> list[dict[str, A
     return data
 
 
-def record(name: str, value: float | int | str, *, lesson: str | None = None) -> None:
+def record(name: str, value: float | int | str, *, lesson: str | None = None,
+           _fields: dict[str, Any] | None = None) -> None:
     """Record a lesson's headline number in the ``TLCOURSE_RESULTS`` file; a silent no-op when it is unset.
 
     ``name`` is lower-case letters, digits and underscores; numbers must be finite (tensors and NumPy scalars
@@ -112,16 +117,15 @@ def record(name: str, value: float | int | str, *, lesson: str | None = None) ->
     if not target:
         return None
 
+    _append({"name": name, "value": checked, "lesson": lesson, **(_fields or {})}, Path(target).expanduser())
+    return None
+
+
+def _append(entry: dict[str, Any], path: Path) -> None:
+    """Add ``entry`` (stamped with the profile and the time) to the results file, atomically and under a lock."""
     from tlcourse.config import profile_name
 
-    entry = {
-        "name": name,
-        "value": checked,
-        "lesson": lesson,
-        "profile": profile_name(),
-        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
-    path = Path(target).expanduser()
+    entry = {**entry, "profile": profile_name(), "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
         entries = load_records(path)
@@ -136,66 +140,143 @@ def record(name: str, value: float | int | str, *, lesson: str | None = None) ->
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-    return None
 
 
-_CLAIM_STYLE = {
-    True: ("✓ held in this run", "#e8f5e9", "#2e7d32"),
-    False: ("✗ did not hold in this run", "#fff3e0", "#e65100"),
+HELD, WITHIN_NOISE, NOT_HELD = "held", "within noise", "did not hold"
+
+#: How each outcome looks: the verdict's words, the box's background and its accent colour.
+OUTCOME_STYLE: dict[str, tuple[str, str, str]] = {
+    HELD: ("✓ held beyond noise", "#e8f5e9", "#2e7d32"),
+    WITHIN_NOISE: ("≈ within noise", "#efebe9", "#8d6e63"),
+    NOT_HELD: ("✗ did not hold", "#fff3e0", "#e65100"),
 }
 
 
-def _claim_text(held: bool, statement: str, evidence: str, if_not: str) -> str:
-    verdict = _CLAIM_STYLE[held][0]
-    lines = [f"{verdict}: {statement}" if statement else verdict, f"    {evidence}"]
-    if not held and if_not:
-        lines.append(f"    why this can happen: {if_not}")
-    return "\n".join(lines)
+def _greater(low: float, high: float, margin: float) -> str:
+    return HELD if low > margin else NOT_HELD if high < margin else WITHIN_NOISE
 
 
-def _claim_html(held: bool, statement: str, evidence: str, if_not: str) -> str:
-    from html import escape
-
-    verdict, background, colour = _CLAIM_STYLE[held]
-    parts = [f"<b style='color:{colour}'>{verdict}</b>"]
-    if statement:
-        parts[0] += f" — {escape(statement)}"
-    parts.append(f"<div>{escape(evidence)}</div>")
-    if not held and if_not:
-        parts.append(f"<div><i>Why this can happen:</i> {escape(if_not)}</div>")
-    return (f"<div class='tlcourse-claim' style='border-left:4px solid {colour};background:{background};"
-            f"padding:6px 10px;margin:4px 0'>{''.join(parts)}</div>")
+def _less(low: float, high: float, margin: float) -> str:
+    return HELD if high < -margin else NOT_HELD if low > -margin else WITHIN_NOISE
 
 
-def claim(name: str, held: Any, evidence: str, *, statement: str = "", if_not: str = "",
-          lesson: str | None = None) -> None:
-    """Show whether a lesson's claim held in this run, with the numbers, and record ``claim_<name>`` (1 or 0).
+def _close(low: float, high: float, margin: float) -> str:
+    if margin <= 0:
+        raise ValueError("expect='close' needs margin > 0: the largest difference that still counts as close")
+    return HELD if -margin <= low and high <= margin else NOT_HELD if low > margin or high < -margin else WITHIN_NOISE
 
-    ``held`` is the test (a bool, or a NumPy/torch bool); ``evidence`` the numbers it compared; ``statement`` the
-    claim in words; ``if_not`` why it can fail on another run or machine (shown only when it failed). In a notebook
-    the result is a coloured box, elsewhere plain text.
+
+#: What a claim expects of the difference ``a - b`` (registry: name -> rule on the interval and the margin).
+#: greater: a beats b by more than ``margin``; less: a is below b by more than ``margin``; close: |a - b| <= margin.
+EXPECTATIONS = {"greater": _greater, "less": _less, "close": _close}
+
+
+def decide(evidence: Any, expect: str = "greater", margin: float = 0.0) -> str:
+    """The outcome of a claim about an interval: ``"held"``, ``"within noise"`` or ``"did not hold"``.
 
     Example:
-        >>> claim("transfer_beats_scratch", 0.92 > 0.71, "frozen 0.920 vs scratch 0.710",
-        ...       statement="frozen features beat a network trained from scratch")
-        ✓ held in this run: frozen features beat a network trained from scratch
-            frozen 0.920 vs scratch 0.710
+        >>> from tlcourse.stats import seed_difference
+        >>> decide(seed_difference([0.95, 0.96, 0.94], [0.94, 0.96, 0.93]))
+        'within noise'
+        >>> decide(seed_difference([0.95, 0.96, 0.94], [0.80, 0.82, 0.79]))
+        'held'
     """
-    if hasattr(held, "item"):
-        held = held.item()
-    if not isinstance(held, bool):
-        raise TypeError(f"claim({name!r}, ...): held must be a bool (the outcome of a comparison), "
-                        f"got {type(held).__name__}")
-    if not isinstance(evidence, str) or not evidence.strip():
-        raise ValueError(f"claim({name!r}, ...): evidence must say which numbers were compared")
-    record(f"claim_{name}", int(held), lesson=lesson)
-    text = _claim_text(held, statement, evidence, if_not)
+    if expect not in EXPECTATIONS:
+        raise ValueError(f"expect must be one of {sorted(EXPECTATIONS)}, got {expect!r}")
+    low, high = float(evidence.low), float(evidence.high)
+    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        raise ValueError(f"the interval must be finite with low <= high, got [{low}, {high}]")
+    return EXPECTATIONS[expect](low, high, float(margin))
+
+
+def _interval_words(evidence: Any) -> str:
+    return (f"difference {evidence.difference:+.3f}, {evidence.confidence:.0%} interval {evidence.low:+.3f} to "
+            f"{evidence.high:+.3f} ({evidence.method})")
+
+
+def _claim_lines(outcome: str, statement: str, detail: str, evidence: Any, if_not: str) -> list[str]:
+    verdict = OUTCOME_STYLE[outcome][0]
+    lines = [f"{verdict}: {statement}" if statement else verdict]
+    lines += [detail] if detail else []
+    lines += [_interval_words(evidence)] if evidence is not None else []
+    if outcome == WITHIN_NOISE:
+        lines.append("the interval includes the line the claim draws: this run cannot tell the two apart")
+    if outcome != HELD and if_not:
+        lines.append(f"why this can happen: {if_not}")
+    return lines
+
+
+def _claim_html(outcome: str, lines: list[str]) -> str:
+    from html import escape
+
+    _, background, colour = OUTCOME_STYLE[outcome]
+    head, *rest = lines
+    verdict, _, statement = head.partition(": ")
+    title = f"<b style='color:{colour}'>{escape(verdict)}</b>" + (f" — {escape(statement)}" if statement else "")
+    body = "".join(f"<div>{escape(line)}</div>" for line in rest)
+    return (f"<div class='tlcourse-claim tlcourse-claim-{outcome.replace(' ', '-')}' style='border-left:4px solid "
+            f"{colour};background:{background};padding:6px 10px;margin:4px 0'>{title}{body}</div>")
+
+
+def _outcome_of(name: str, evidence: Any, expect: str, margin: float, exact: str) -> str:
+    if hasattr(evidence, "low") and hasattr(evidence, "high"):
+        return decide(evidence, expect, margin)
+    if hasattr(evidence, "item"):
+        evidence = evidence.item()
+    if not isinstance(evidence, bool):
+        raise TypeError(f"claim({name!r}, ...): evidence must be an interval from tlcourse.stats (or a bool with "
+                        f"exact=...), got {type(evidence).__name__}")
+    if not exact.strip():
+        raise TypeError(f"claim({name!r}, ...): a comparison claim needs its uncertainty — pass an interval "
+                        "(tlcourse.stats.paired_bootstrap, seed_difference, proportion_interval); a bool is "
+                        "accepted only with exact='why no noise can change this outcome'")
+    return HELD if evidence else NOT_HELD
+
+
+def claim(name: str, evidence: Any, *, statement: str, detail: str = "", expect: str = "greater",
+          margin: float = 0.0, if_not: str = "", exact: str = "", lesson: str | None = None) -> str:
+    """Show whether a lesson's claim held in this run — held, within noise or did not hold — and record it.
+
+    ``evidence`` is an interval of the difference the claim is about (``tlcourse.stats``); ``expect`` says what
+    the claim expects of it (``"greater"`` than ``margin``, ``"less"``, or ``"close"``: within ``±margin``).
+    ``statement`` is the claim in words, ``detail`` the numbers compared, ``if_not`` why it can fail on another
+    run (shown unless it held). A deterministic fact passes a bool and ``exact=`` (why no noise applies). In a
+    notebook the outcome is a coloured box, elsewhere plain text; ``claim_<name>`` is recorded with the outcome
+    and the interval. Returns the outcome, so prose can be rendered from it.
+
+    Example:
+        >>> from tlcourse.stats import seed_difference
+        >>> claim("finetune_beats_frozen", seed_difference([0.95, 0.96, 0.94], [0.94, 0.96, 0.93]),
+        ...       statement="fine-tuning beats frozen features", detail="3 seeds")
+        ≈ within noise: fine-tuning beats frozen features
+            3 seeds
+            difference +0.007, 95% interval -0.008 to +0.021 (t interval over 3 seeds)
+            the interval includes the line the claim draws: this run cannot tell the two apart
+        'within noise'
+    """
+    if not isinstance(statement, str) or not statement.strip():
+        raise ValueError(f"claim({name!r}, ...): statement must say the claim in words")
+    outcome = _outcome_of(name, evidence, expect, margin, exact)
+    interval = evidence if hasattr(evidence, "low") else None
+    lines = _claim_lines(outcome, statement, detail, interval, if_not)
+    _record_claim(name, outcome, interval, expect, margin, lesson)
+    text = "\n    ".join(lines)
     try:
         from IPython import get_ipython
         from IPython.display import HTML, display
     except ImportError:  # pragma: no cover - IPython comes with the course
         get_ipython = None  # type: ignore[assignment]
     if get_ipython is not None and get_ipython() is not None:
-        display(HTML(_claim_html(held, statement, evidence, if_not)), metadata={"tlcourse_claim": text})
+        display(HTML(_claim_html(outcome, lines)), metadata={"tlcourse_claim": text})
     else:
         print(text)
+    return outcome
+
+
+def _record_claim(name: str, outcome: str, interval: Any, expect: str, margin: float, lesson: str | None) -> None:
+    fields: dict[str, Any] = {}
+    if interval is not None:
+        fields = {"difference": float(interval.difference), "low": float(interval.low),
+                  "high": float(interval.high), "method": str(interval.method), "expect": expect,
+                  "margin": float(margin)}
+    record(f"claim_{name}", outcome, lesson=lesson, _fields=fields)
