@@ -507,7 +507,11 @@ def test_benchmark_records_numbers_beside_anchors(tmp_path: Path) -> None:
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import tlcourse\ntlcourse.record('breast_test_auc', 0.5, lesson='tiny')\n"
         "tlcourse.record('tiny_profile_is', tlcourse.profile().name)\n"
-        "tlcourse.claim('half_is_small', 0.5 < 0.9, '0.5 vs 0.9', lesson='tiny')")]), lesson)
+        "from tlcourse.stats import proportion_interval\n"
+        "tlcourse.claim('half_is_small', proportion_interval(45, 100, against=0.9), expect='less',"
+        " statement='a coin is below 0.9', lesson='tiny')\n"
+        "tlcourse.claim('coin_beats_chance', proportion_interval(52, 100, against=0.5), statement='beats chance',"
+        " lesson='tiny')")]), lesson)
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--profile", "cpu", str(lesson),
                              "--out-dir", str(tmp_path / "out")], env=env, capture_output=True, text=True,
@@ -518,7 +522,9 @@ def test_benchmark_records_numbers_beside_anchors(tmp_path: Path) -> None:
     assert run["machine"]["cpu"] and run["machine"]["cores"] >= 1
     assert run["notebooks"]["tiny"]["status"] == "ok" and run["notebooks"]["tiny"]["seconds"] > 0
     values = {r["name"]: r["value"] for r in run["records"]}
-    assert values == {"breast_test_auc": 0.5, "tiny_profile_is": "cpu", "claim_half_is_small": 1}
+    assert values == {"breast_test_auc": 0.5, "tiny_profile_is": "cpu", "claim_half_is_small": "held",
+                      "claim_coin_beats_chance": "within noise"}
     page = (tmp_path / "out" / "RESULTS.md").read_text()
     assert re.search(r"\| breast_test_auc \| tiny \| 0\.5 \| 0\.901 \| MedMNIST", page), page
-    assert "| tiny | half_is_small | ✓ held |" in page, page
+    assert re.search(r"\| tiny \| half_is_small \| ✓ held -0\.450 \[-0\.5\d\d, -0\.3\d\d\] <small>Wilson", page), page
+    assert re.search(r"\| tiny \| coin_beats_chance \| ≈ within noise \+0\.020 \[-0\.", page), page
