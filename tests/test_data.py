@@ -207,8 +207,10 @@ def test_rt_polarity(mirror: Path) -> None:
     full = D.load_rt_polarity("all")
     assert len(full) == 10662 and Counter(full.targets) == {0: 5331, 1: 5331}
     assert full.classes == ["negative", "positive"]
-    text, label = full[0]
-    assert isinstance(text, str) and text and label == 0 and full[10661][1] == 1
+    label_of = dict(zip(full.texts, full.targets, strict=True))
+    assert label_of["simplistic , silly and tedious ."] == 0  # the first line of rt-polarity.neg
+    assert label_of["the rock is destined to be the 21st century's new \" conan \" and that he's going to make a "
+                    "splash even greater than arnold schwarzenegger , jean-claud van damme or steven segal ."] == 1
     assert any("é" in t for t in full.texts)  # latin-1 decoded
     train, test = D.load_rt_polarity("train"), D.load_rt_polarity("test")
     assert len(train) + len(test) == 10662 and abs(len(test) - 0.15 * 10662) < 2
@@ -231,7 +233,9 @@ def test_amazon_reviews(mirror: Path, domain: str) -> None:
 @needs_mirror
 def test_amazon_text_is_title_then_review(mirror: Path) -> None:
     ds = D.load_amazon_reviews("books")
-    assert ds.texts[1000].startswith("One of the best Crichton novels. Sphere by Michael Crichton")
+    crichton = [y for t, y in zip(ds.texts, ds.targets, strict=True)
+                if t.startswith("One of the best Crichton novels. Sphere by Michael Crichton")]
+    assert crichton == [1]  # the title, then the review, in the positive file
 
 
 @needs_mirror
@@ -239,7 +243,21 @@ def test_sst2(mirror: Path) -> None:
     train, dev = D.load_sst2("train"), D.load_sst2("dev")
     assert (len(train), len(dev)) == (67349, 872)
     assert Counter(dev.targets) == {1: 444, 0: 428}
-    assert dev[0] == ("it 's a charming and often affecting journey .", 1)
+    assert ("it 's a charming and often affecting journey .", 1) in zip(dev.texts, dev.targets, strict=True)
+
+
+@needs_mirror
+@pytest.mark.parametrize("load", [lambda: D.load_rt_polarity("train"), lambda: D.load_rt_polarity("all"),
+                                  lambda: D.load_amazon_reviews("dvd"), lambda: D.load_hymenoptera("val"),
+                                  lambda: D.load_hymenoptera("train", per_class=20),
+                                  lambda: D.load_rt_polarity("train", limit=600)])
+def test_a_prefix_is_a_fair_sample(mirror: Path, load) -> None:
+    """The files are grouped by class; the loaded order is not, so ``ds[:k]`` holds every class (04's bug: the
+    first 500 movie snippets were all negative)."""
+    targets = np.asarray(load().targets)
+    for k in (20, 100):
+        share = np.mean(targets[:k] == targets.max())
+        assert 0.2 < share < 0.8, f"the first {k} items are {share:.0%} of one class"
 
 
 # ------------------------------------------------------------------------------------------------ subsets
@@ -252,6 +270,9 @@ def test_select_indices() -> None:
     assert Counter(targets[lim].tolist()) == {0: 10, 1: 6, 2: 4}  # stratified
     assert len(D.select_indices(targets, limit=1000)) == 100
     assert len(D.select_indices(targets, limit=2)) == 2  # fewer than classes: plain seeded sample
+    every = D.select_indices(targets, seed=5)
+    assert sorted(every.tolist()) == list(range(100)) and len(set(targets[every[:10]].tolist())) > 1
+    assert np.array_equal(every, D.select_indices(targets, seed=5))  # seeded: the same order every time
 
 
 @needs_mirror

@@ -127,11 +127,16 @@ def select_indices(
     targets: Sequence[int] | np.ndarray, *, per_class: int | None = None, limit: int | None = None, seed: int = 0
 ) -> np.ndarray:
     """Indices of a seeded subset: ``per_class`` keeps the first k of each class after a seeded shuffle, then
-    ``limit`` keeps a seeded stratified subset of n (all when n ≥ the size). Returned sorted.
+    ``limit`` keeps a seeded stratified subset of n (all when n ≥ the size). Returned in a **seeded shuffled
+    order**, subset or not: the files behind every data set here are grouped by class (ImageFolder sorts by class,
+    rt-polarity lists its negatives first), so a sorted subset's first k items would hold one class only — a
+    prefix of a loaded data set must be a fair sample.
 
     Example:
         >>> select_indices([0, 0, 0, 1, 1, 1], per_class=2).size
         4
+        >>> bool(set(select_indices([0] * 50 + [1] * 50)[:10] >= 50) == {False, True})  # a prefix: both classes
+        True
     """
     targets = np.asarray(targets, dtype=np.int64)
     idx = np.arange(len(targets))
@@ -149,8 +154,7 @@ def select_indices(
             idx, _ = train_test_split(idx, train_size=limit, stratify=targets[idx], random_state=seed)
         except ValueError:  # too few per class to stratify: plain seeded sample
             idx = np.random.default_rng(seed).choice(idx, size=limit, replace=False)
-        idx = np.sort(idx)
-    return idx
+    return np.random.default_rng([seed, 1]).permutation(np.sort(idx))
 
 
 def fingerprint(name: str, split: str, indices: Sequence[int] | np.ndarray, transform: Any) -> str:
