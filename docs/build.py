@@ -146,8 +146,9 @@ def write_if_changed(path: Path, text: str) -> None:
 def _banner(name: str, site: Site) -> str:
     kind = "with the worked solutions folded" if site.solutions else "as students get it"
     return (f"```{{admonition}} On this page\n:class: tip\nThis lesson's notebook ({kind}), executed in the "
-            f"**{site.profile}** profile: figures, tables and the checked claims (✓ held / ✗ did not hold) are from "
-            f"that run, so numbers differ from run to run and machine to machine. Run it yourself: download "
+            f"**{site.profile}** profile: figures, tables and the checked claims (✓ held beyond noise, ≈ within "
+            f"noise, ✗ did not hold) are from that run, so numbers differ from run to run and machine to machine. "
+            f"Run it yourself: download "
             f"{{download}}`the exercise notebook <../notebooks/{name}.ipynb>` and follow the "
             f"[set-up](../index.md#set-up).\n```")
 

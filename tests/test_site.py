@@ -121,7 +121,8 @@ def test_executed_outputs_are_shown(built: Built) -> None:
         figures = re.findall(r'<img[^>]+src="(\.\./_images/[^"]+)"', lessons["01_pretrained_models"])
         assert figures and all((site / "lessons" / f).resolve().is_file() for f in figures)
         claims = "".join(lessons.values())
-        assert "tlcourse-claim" in claims and ("✓ held in this run" in claims or "✗ did not hold" in claims)
+        verdicts = ("✓ held beyond noise", "≈ within noise", "✗ did not hold")
+        assert "tlcourse-claim" in claims and any(v in claims for v in verdicts)
 
 
 def _hidden_secrets() -> list[str]:
