@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -165,3 +166,26 @@ def test_claim_html_escapes_and_colours() -> None:
     page = _claim_html("within noise", lines)
     assert "a &lt; b" in page and "within noise" in page and "&lt;script&gt;" in page and "<script>" not in page
     assert "why this can happen" not in " ".join(_claim_lines("held", "a", "b", _gap(0.1, 0.2), "noise"))
+
+
+def test_seed_tables_decide_comparisons_and_list_claims() -> None:
+    """benchmarks/seeds.py: a comparison over seeds gets three outcomes; each claim shows its outcome per seed."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import seeds
+
+    table = {
+        "hymenoptera_finetune_val_acc": {"lesson": "03", "values": {"0": 0.961, "1": 0.941, "2": 0.948}},
+        "hymenoptera_frozen_val_acc": {"lesson": "02", "values": {"0": 0.948, "1": 0.948, "2": 0.948}},
+        "sentiment_finetune_acc": {"lesson": "06", "values": {"0": 0.84, "1": 0.83, "2": 0.83}},
+        "sentiment_frozen_acc": {"lesson": "06", "values": {"0": 0.76, "1": 0.77, "2": 0.765}},
+        "breast_test_auc": {"lesson": "05", "values": {"0": 0.86}},  # one seed: no row
+        "claim_finetune_beats_frozen": {"lesson": "03", "values": {"0": "within noise", "1": "did not hold"}},
+    }
+    page = seeds.markdown(table, "cpu", {"cpu": "test CPU", "cores": 2})
+    assert "| 03: fine-tuning beats 02's frozen features | ≈ within noise | +0.0020 |" in page
+    assert "| 06: fine-tuning beats frozen sentence embeddings | ✓ held beyond noise |" in page
+    assert "BreastMNIST" not in page.split("## Comparisons over seeds")[1].split("## The lessons")[0]
+    assert "| finetune_beats_frozen | 03 | ≈ | ✗ | — |" in page
+    assert "claim_finetune_beats_frozen" not in page.split("## Comparisons")[0]  # not among the numbers
