@@ -141,6 +141,17 @@ def merge(previous: dict[str, Any], profile: str, info: dict[str, Any], runs: li
     return data
 
 
+def fold(data: dict[str, Any], profile: str, run: dict[str, Any]) -> dict[str, Any]:
+    """Fold another machine's run of ``profile`` into ``data``, notebook by notebook (its notebooks replace
+    those entries; the others stay), keeping that run's machine and time on the notebooks it brings."""
+    runs = [{"notebook": nb, "seconds": e["seconds"], "status": e["status"],
+             "records": [r for r in run["records"] if r.get("notebook") == nb]}
+            for nb, e in run["notebooks"].items()]
+    folded = merge(data, profile, run["machine"], runs)
+    folded["runs"][profile]["time"] = run["time"]
+    return folded
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -227,22 +238,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     parser.add_argument("--out-dir", type=Path, default=HERE, help="where RESULTS.md/.json go (default benchmarks/)")
     parser.add_argument("--import", dest="imports", type=Path, nargs="+", default=[], metavar="RESULTS_JSON",
-                        help="fold profiles from another machine's RESULTS.json (e.g. a GPU run) into --out-dir, "
-                             "then exit without running anything")
+                        help="fold the --profile run of other RESULTS.json files (another machine's, a GPU run, "
+                             "a run of some notebooks) into --out-dir, notebook by notebook, then exit")
     args = parser.parse_args(argv)
     out_json, out_md = args.out_dir / "RESULTS.json", args.out_dir / "RESULTS.md"
     previous = json.loads(out_json.read_text()) if out_json.is_file() else {}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if args.imports:
-        data = {"runs": dict(previous.get("runs", {}))}
+        data = previous
         for path in args.imports:
-            for name, run in json.loads(path.read_text())["runs"].items():
-                if name == args.profile:
-                    data["runs"][name] = run
-        data["anchors"] = {k: {"value": v, "source": s} for k, (v, s) in ANCHORS.items()}
+            run = json.loads(path.read_text())["runs"].get(args.profile)
+            if run is None:
+                raise SystemExit(f"{path} holds no {args.profile!r} run")
+            data = fold(data, args.profile, run)
         out_json.write_text(json.dumps(data, indent=1) + "\n")
         out_md.write_text(markdown(data))
-        print(f"imported profile {args.profile} into {out_md} and {out_json.name}")
+        print(f"folded profile {args.profile} from {len(args.imports)} file(s) into {out_md} and {out_json.name}")
         return 0
 
     sys.path.insert(0, str(REPO))

@@ -189,3 +189,32 @@ def test_seed_tables_decide_comparisons_and_list_claims() -> None:
     assert "BreastMNIST" not in page.split("## Comparisons over seeds")[1].split("## The lessons")[0]
     assert "| finetune_beats_frozen | 03 | ≈ | ✗ | — |" in page
     assert "claim_finetune_beats_frozen" not in page.split("## Comparisons")[0]  # not among the numbers
+
+
+def test_import_folds_runs_notebook_by_notebook(tmp_path) -> None:
+    """run.py --import: a run of some notebooks replaces only those notebooks' entries of that profile."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+    def run_of(notebooks: dict[str, float], machine: str) -> dict:
+        return {"runs": {"cpu": {"profile": "cpu", "time": "t", "machine": {"cpu": machine, "cores": 2, "gpu": None,
+                                                                             "python": "3", "torch": "2"},
+                                 "notebooks": {nb: {"seconds": 1.0, "status": "ok", "time": "t"} for nb in notebooks},
+                                 "records": [{"name": "x", "value": v, "notebook": nb, "lesson": nb}
+                                             for nb, v in notebooks.items()]}}}
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "RESULTS.json").write_text(json.dumps(run_of({"01": 0.1, "02": 0.2}, "old")))
+    (tmp_path / "new.json").write_text(json.dumps(run_of({"02": 0.9}, "new")))
+    result = subprocess.run([sys.executable, str(bench), "--profile", "cpu", "--out-dir", str(out), "--import",
+                             str(tmp_path / "new.json")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    cpu = json.loads((out / "RESULTS.json").read_text())["runs"]["cpu"]
+    assert sorted(cpu["notebooks"]) == ["01", "02"]
+    assert sorted((r["notebook"], r["value"]) for r in cpu["records"]) == [("01", 0.1), ("02", 0.9)]
+    bad = subprocess.run([sys.executable, str(bench), "--profile", "gpu", "--out-dir", str(out), "--import",
+                          str(tmp_path / "new.json")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "holds no 'gpu' run" in bad.stderr
