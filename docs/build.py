@@ -8,7 +8,8 @@
    this script's execution settings. Executed notebooks live in ``_build/.nbcache/<profile>/``.
 2. **Pages** (``docs/pages.py``): the self-paced page folds the worked answers and strips the hidden tests; the
    class page is the student version from ``lessons/`` with the demo outputs. Written into a Sphinx source folder
-   (``_build/src/<site>-<profile>``) together with ``docs/pages/*.md``, the API pages and the benchmark tables,
+   (``_build/src/<site>-<profile>``) together with ``docs/pages/*.md``, the course map and the teaching guide's
+   exercise plan (``docs/coursemap.py``, generated from the notebooks), the API pages and the benchmark tables,
    only where they changed, so Sphinx rebuilds only what changed.
 3. **Sphinx** (``docs/conf.py``, MyST-NB with execution off) writes the HTML; the built site is then searched
    for hidden tests (both sites) and worked solutions (the class site): any hit fails the build.
@@ -35,6 +36,7 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS))
 sys.path.insert(0, str(ROOT))
 
+import coursemap  # noqa: E402  (docs/coursemap.py, beside this script)
 import pages  # noqa: E402  (docs/pages.py, beside this script)
 
 PROFILES = ("grading", "cpu", "gpu")
@@ -179,11 +181,14 @@ def lesson_pages(site: Site, src: Path, log: Any = print) -> list[str]:
 
 
 def static_pages(src: Path) -> None:
-    """The hand-written pages (``docs/pages/``), one API page per module, the benchmark tables."""
+    """The hand-written pages (``docs/pages/``, their links to lessons turned into the site's), the generated course
+    map and exercise plan (``docs/coursemap.py``), one API page per module, the benchmark tables."""
+    anchors = coursemap.lesson_anchors()
     for page in sorted((DOCS / "pages").rglob("*")):
         target = src / page.relative_to(DOCS / "pages")
         if page.is_file() and page.suffix in (".md", ".txt", ".css", ".rst"):
-            write_if_changed(target, page.read_text(encoding="utf-8"))
+            text = page.read_text(encoding="utf-8")
+            write_if_changed(target, coursemap.site_links(text, anchors) if page.suffix == ".md" else text)
         elif page.is_file() and not (target.exists() and target.read_bytes() == page.read_bytes()):
             target.parent.mkdir(parents=True, exist_ok=True)  # figures (PNG) as they are
             target.write_bytes(page.read_bytes())
@@ -195,6 +200,7 @@ def static_pages(src: Path) -> None:
     for table in BENCHMARK_TABLES:
         if (ROOT / "benchmarks" / table).exists():
             write_if_changed(src / "benchmarks" / table, (ROOT / "benchmarks" / table).read_text(encoding="utf-8"))
+    coursemap.write(src)
 
 
 def sphinx(site: Site, src: Path) -> None:

@@ -22,7 +22,7 @@ copyright = "the tlcourse authors (code: MIT)"
 html_title = "tlcourse" if SOLUTIONS else "tlcourse (class edition)"
 
 extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx_copybutton"]
-exclude_patterns = ["notebooks/**", "_mathjax/**", "**.ipynb_checkpoints", "benchmarks/*.md"]
+exclude_patterns = ["notebooks/**", "_mathjax/**", "**.ipynb_checkpoints", "benchmarks/*.md", "generated/**"]
 templates_path: list[str] = []
 html_static_path = [str(DOCS / "_static")]
 html_css_files = ["tlcourse.css"]
