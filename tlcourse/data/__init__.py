@@ -7,7 +7,8 @@ list), the canonical download URL(s), licence and citation.
 :func:`fetch` resolves a dataset in three steps and returns the first *verified* copy:
 
 1. the **data home** (``TLCOURSE_DATA_HOME``; default ``datasets/`` in the checkout);
-2. a read-only **mirror** folder with the same layout (``TLCOURSE_DATA_MIRROR``), never written to;
+2. a read-only **mirror** folder with the same layout (``TLCOURSE_DATA_MIRROR``), never written to; then the
+   folder an OS package installs, for datasets that name one (Debian's ``dataset-fashion-mnist``);
 3. a **download** with ``pooch.retrieve`` from the canonical URL(s): a progress bar, the sha256 of each file the
    registry knows checked by pooch, archives unpacked by pooch's processors into a temporary folder in the data
    home, every listed file verified, then the folder renamed into place.
@@ -15,8 +16,9 @@ list), the canonical download URL(s), licence and citation.
 A checksum mismatch raises :class:`ChecksumError` and the bad file is removed; no network (or ``download=False``)
 raises :class:`DatasetUnavailableError` naming the three ways to get the data.
 
-The loaders (``load_hymenoptera``, ``load_medmnist``, ``load_mnist_test``, ``load_usps``, ``load_rt_polarity``,
-``load_amazon_reviews``, ``load_sst2``) return ``torch.utils.data.Dataset`` objects with ``classes``, ``targets``
+The loaders (``load_hymenoptera``, ``load_medmnist``, ``load_mnist_test``, ``load_usps``, ``load_fashion_mnist``,
+``load_rt_polarity``, ``load_amazon_reviews``, ``load_sst2``; for your own data ``load_image_folder`` and
+``load_text_csv``) return ``torch.utils.data.Dataset`` objects with ``classes``, ``targets``
 and a ``fingerprint`` string (dataset, split, chosen indices, transform) that feature caches key on.
 
 Modules: ``catalog`` (the registry as data), ``store`` (resolve, verify, download), ``datasets`` (the dataset
@@ -31,15 +33,25 @@ Example:
 
 from __future__ import annotations
 
-from tlcourse.data.catalog import AMAZON_DOMAINS, DATASETS, DatasetSpec, Download
+from tlcourse.data.catalog import (
+    AMAZON_DOMAINS,
+    DATASETS,
+    FASHION_MNIST_CLASSES,
+    DatasetSpec,
+    Download,
+    SystemCopy,
+)
 from tlcourse.data.datasets import ArrayImageDataset, ImageFolderSubset, TextDataset
 from tlcourse.data.loaders import (
     load_amazon_reviews,
+    load_fashion_mnist,
     load_hymenoptera,
+    load_image_folder,
     load_medmnist,
     load_mnist_test,
     load_rt_polarity,
     load_sst2,
+    load_text_csv,
     load_usps,
     make_loader,
     select_indices,
@@ -63,8 +75,10 @@ __all__ = [
     "DATASETS",
     "EXTRACTORS",
     "AMAZON_DOMAINS",
+    "FASHION_MNIST_CLASSES",
     "Download",
     "DatasetSpec",
+    "SystemCopy",
     "DatasetUnavailableError",
     "ChecksumError",
     "VerifyReport",
@@ -88,4 +102,7 @@ __all__ = [
     "load_rt_polarity",
     "load_amazon_reviews",
     "load_sst2",
+    "load_fashion_mnist",
+    "load_image_folder",
+    "load_text_csv",
 ]

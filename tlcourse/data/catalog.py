@@ -12,7 +12,8 @@ from pathlib import PurePosixPath
 
 from tlcourse._plumbing import choose
 
-__all__ = ["DATASETS", "AMAZON_DOMAINS", "Download", "DatasetSpec", "spec_of"]
+__all__ = ["DATASETS", "AMAZON_DOMAINS", "FASHION_MNIST_CLASSES", "Download", "DatasetSpec", "SystemCopy",
+           "spec_of"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,33 @@ class Download:
 
 
 @dataclass(frozen=True)
+class SystemCopy:
+    """A copy of a dataset that an operating-system package installs (read-only, like the mirror).
+
+    ``folder`` holds the same files as the dataset's folder (``DatasetSpec.files``), verified the same way; a
+    ``.gz`` file the package re-compressed verifies by its decompressed content (``DatasetSpec.unpacked``).
+
+    Example:
+        >>> copy = DATASETS["fashion_mnist"].system_copies[0]
+        >>> copy.package, copy.folder
+        ('dataset-fashion-mnist', '/usr/share/datasets/fashion-mnist')
+    """
+
+    package: str
+    folder: str
+    manager: str = "Debian/Ubuntu: apt-get install"
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """Everything the course knows about one dataset.
 
     ``files`` maps paths relative to ``folder`` to their sha256: only the files the loaders read. An image folder
     is checked instead by ``digest`` (sha256 of the byte-sorted lines ``"<relpath> <sha256>\\n"`` of every file
-    under ``folder`` except ``SOURCE.md``) and ``file_count``.
+    under ``folder`` except ``SOURCE.md``) and ``file_count``. ``unpacked`` maps a ``.gz`` file of ``files`` to the
+    sha256 of its *decompressed* bytes: a copy whose gzip wrapper differs (re-compressed by a packager, with another
+    time stamp) but holds the same data verifies by it. ``system_copies`` are folders an OS package installs,
+    looked in after the data home and the mirror.
 
     Example:
         >>> spec = DATASETS["breastmnist"]
@@ -75,6 +97,8 @@ class DatasetSpec:
     digest: str | None = None
     file_count: int | None = None
     sizes: Mapping[str, int] = field(default_factory=dict)
+    unpacked: Mapping[str, str] = field(default_factory=dict)
+    system_copies: tuple[SystemCopy, ...] = ()
 
     @property
     def urls(self) -> list[str]:
@@ -130,6 +154,26 @@ _AMAZON_FILES = {
         "90ebec2b5a6ac040e16836c32b8efbd92ce98804b916c6367f7ade3b8d536798"
     ),
 }
+
+_FASHION_RAW = "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/{}"
+_FASHION_S3 = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{}"
+#: the upstream gzip files (what a download fetches): sha256 of the files md5-checked against Zalando's README
+_FASHION_FILES = {
+    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+}
+#: their decompressed IDX bytes: Debian's dataset-fashion-mnist re-compresses the same data (other gzip bytes)
+_FASHION_UNPACKED = {
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+#: Fashion-MNIST's labels 0-9, in order (the upstream README's table)
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
 
 #: The registry of datasets (ARCHITECTURE.md §6). One entry = files, checksums, download, licence, citation.
 DATASETS: dict[str, DatasetSpec] = {
@@ -290,6 +334,26 @@ DATASETS: dict[str, DatasetSpec] = {
             description="Zip-code digits, 16x16 grey in [-1, 1], from The Elements of Statistical Learning.",
             classes=tuple(str(d) for d in range(10)),
             sizes={"train": 7291, "test": 2007},
+        ),
+        DatasetSpec(
+            name="fashion_mnist",
+            title="Fashion-MNIST",
+            folder="fashion-mnist",
+            downloads=tuple(
+                Download((_FASHION_RAW.format(fname), _FASHION_S3.format(fname)), "file",
+                         target=f"fashion-mnist/{fname}")
+                for fname in _FASHION_FILES
+            ),
+            files=_FASHION_FILES,
+            unpacked=_FASHION_UNPACKED,
+            system_copies=(SystemCopy("dataset-fashion-mnist", "/usr/share/datasets/fashion-mnist"),),
+            licence="MIT",
+            citation="H. Xiao, K. Rasul, R. Vollgraf. Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine "
+            "Learning Algorithms. arXiv:1708.07747 (2017).",
+            homepage="https://github.com/zalandoresearch/fashion-mnist",
+            description="Zalando's article images, 28x28 grey, 10 classes of clothes, shoes and bags.",
+            classes=FASHION_MNIST_CLASSES,
+            sizes={"train": 60000, "test": 10000},
         ),
     )
 }

@@ -17,13 +17,14 @@ from torchvision.datasets import ImageFolder
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["ArrayImageDataset", "TextDataset", "ImageFolderSubset", "select_indices", "fingerprint"]
+__all__ = ["ArrayImageDataset", "TextDataset", "ImageFolderSubset", "open_image", "select_indices", "fingerprint"]
 
 
 class ArrayImageDataset(Dataset):
     """Images held as a uint8 array ``(N, H, W)``; items are ``(transform(PIL RGB image), int label)``.
 
-    Grey images are converted to RGB PIL images so the same torchvision transforms serve every vision dataset.
+    Grey images are converted to RGB PIL images so the same torchvision transforms serve every vision dataset;
+    ``mode="L"`` keeps them grey (a dataset that hands raw images to code that must cope with them).
 
     Example:
         >>> ds = ArrayImageDataset(np.zeros((2, 4, 4), np.uint8), [0, 1], ["a", "b"], lambda im: im.size, "toy")
@@ -38,8 +39,10 @@ class ArrayImageDataset(Dataset):
         classes: Sequence[str],
         transform: Callable[[Any], Any] | None,
         fingerprint: str,
+        mode: str = "RGB",
     ) -> None:
         self.images = images
+        self.mode = mode
         self.targets: list[int] = [int(t) for t in targets]
         self.classes: list[str] = list(classes)
         self.transform = transform
@@ -49,7 +52,7 @@ class ArrayImageDataset(Dataset):
         return len(self.targets)
 
     def image(self, i: int) -> Image.Image:
-        """The raw item ``i`` as an RGB PIL image (no transform).
+        """The raw item ``i`` as a PIL image in ``mode`` (RGB by default; no transform).
 
         Example:
             >>> ArrayImageDataset(np.zeros((1, 3, 3), np.uint8), [0], ["a"], None, "t").image(0).mode
@@ -57,7 +60,7 @@ class ArrayImageDataset(Dataset):
         """
         from PIL import Image
 
-        return Image.fromarray(self.images[i]).convert("RGB")
+        return Image.fromarray(self.images[i]).convert(self.mode)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         img = self.image(i)
@@ -93,8 +96,9 @@ class TextDataset(Dataset):
 
 
 class ImageFolderSubset(ImageFolder):
-    """A torchvision ``ImageFolder`` restricted to a seeded subset (``per_class`` / ``limit``), with a
-    ``fingerprint``.
+    """A torchvision ``ImageFolder`` restricted to a seeded subset (``per_class`` / ``limit``; ``keep``: only these
+    indices of the sorted folder, first), with a ``fingerprint``. ``loader`` opens a file (torchvision's default
+    converts every image to RGB).
 
     Example:
         >>> ds = ImageFolderSubset(fetch("hymenoptera") / "val", None, name="hymenoptera", split="val",
@@ -113,14 +117,42 @@ class ImageFolderSubset(ImageFolder):
         per_class: int | None = None,
         limit: int | None = None,
         seed: int = 0,
+        keep: Sequence[int] | None = None,
+        loader: Callable[[str], Any] | None = None,
     ) -> None:
-
-        super().__init__(str(root), transform=transform)
+        if loader is None:
+            super().__init__(str(root), transform=transform)
+        else:
+            super().__init__(str(root), transform=transform, loader=loader)
+        if keep is not None:  # a part of the folder first (a train/val split of one folder of classes)
+            self.samples = [self.samples[i] for i in sorted(int(k) for k in keep)]
+            self.targets = [t for _, t in self.samples]
         indices = select_indices(self.targets, per_class=per_class, limit=limit, seed=seed)
         self.samples = [self.samples[i] for i in indices]
         self.imgs = self.samples
         self.targets = [t for _, t in self.samples]
         self.fingerprint = fingerprint(name, split, indices, transform)
+        if keep is not None:  # the indices above count within the kept part: name the part too
+            part = hashlib.sha256(np.asarray(sorted(int(k) for k in keep), dtype=np.int64).tobytes()).hexdigest()
+            self.fingerprint += f"|keep={part[:16]}"
+
+
+def open_image(path: str) -> Image.Image:
+    """An image file as a PIL image in its own mode (grey stays ``"L"``, a palette ``"P"``), read at once.
+
+    Example:
+        >>> import tempfile, os
+        >>> from PIL import Image
+        >>> path = os.path.join(tempfile.mkdtemp(), "g.png"); Image.new("L", (3, 2)).save(path)
+        >>> open_image(path).mode
+        'L'
+    """
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        image = Image.open(fh)
+        image.load()
+    return image
 
 
 def select_indices(

@@ -17,12 +17,13 @@ import numpy as np
 
 from tlcourse._plumbing import choose, make_loader
 from tlcourse.config import profile
-from tlcourse.data.catalog import AMAZON_DOMAINS, DATASETS, DatasetSpec
+from tlcourse.data.catalog import AMAZON_DOMAINS, DATASETS, FASHION_MNIST_CLASSES, DatasetSpec
 from tlcourse.data.datasets import (
     ArrayImageDataset,
     ImageFolderSubset,
     TextDataset,
     fingerprint,
+    open_image,
     select_indices,
 )
 from tlcourse.data.store import fetch
@@ -38,6 +39,9 @@ __all__ = [
     "load_rt_polarity",
     "load_amazon_reviews",
     "load_sst2",
+    "load_fashion_mnist",
+    "load_image_folder",
+    "load_text_csv",
 ]
 
 
@@ -201,6 +205,166 @@ def load_usps(
     labels = values[:, 0].astype(np.int64)
     images = np.clip(np.rint((values[:, 1:] + 1.0) * 127.5), 0, 255).astype(np.uint8).reshape(-1, 16, 16)
     return _array_dataset(spec, split, images, labels, transform, train_aug, image_size, per_class, limit, seed)
+
+
+_FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+def _class_subset(
+    classes: Any, names: tuple[str, ...], images: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Keep the listed classes (indices or names, in that order), relabelled 0..k-1."""
+    if classes is None:
+        return images, labels, list(names)
+    chosen = [names.index(c) if isinstance(c, str) and c in names else c for c in classes]
+    if (len(set(chosen)) != len(chosen) or len(chosen) < 2
+            or not all(isinstance(c, int | np.integer) and 0 <= c < len(names) for c in chosen)):
+        raise ValueError(f"classes must name at least two different classes of {list(names)} (or their indices "
+                         f"0-{len(names) - 1}), got {classes!r}")
+    remap = np.full(len(names), -1, dtype=np.int64)
+    remap[list(chosen)] = np.arange(len(chosen))
+    keep = np.flatnonzero(remap[labels] >= 0)
+    return images[keep], remap[labels[keep]], [names[c] for c in chosen]
+
+
+def load_fashion_mnist(
+    split: str = "train",
+    transform: Callable[[Any], Any] | None = None,
+    *,
+    raw: bool = False,
+    classes: Any = None,
+    train_aug: bool = False,
+    image_size: int | None = None,
+    per_class: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    download: bool = True,
+) -> ArrayImageDataset:
+    """Fashion-MNIST (60,000 train / 10,000 test), 28 px grey; IDX files parsed with numpy.
+
+    ``raw=True`` gives the images as they are — grey (``"L"``) 28×28 PIL images, no transform — for code that
+    must cope with them itself; otherwise they are shown as RGB and ``transform=None`` uses the backbone's
+    preprocessing, as in every loader. ``classes`` keeps some classes (indices or names, in that order), relabelled
+    ``0..k-1``. The files resolve like every dataset's, and also from Debian's ``dataset-fashion-mnist``
+    (``/usr/share/datasets/fashion-mnist``).
+
+    Example:
+        >>> ds = load_fashion_mnist("test", raw=True, classes=["Trouser", "Bag"], per_class=3)  # doctest: +SKIP
+        >>> len(ds), ds.classes, ds[0][0].mode, ds[0][0].size  # doctest: +SKIP
+        (6, ['Trouser', 'Bag'], 'L', (28, 28))
+    """
+    split = choose(tuple(_FASHION_FILES), split, "Fashion-MNIST split")
+    spec = DATASETS["fashion_mnist"]
+    root = fetch(spec, download=download)
+    images_file, labels_file = _FASHION_FILES[split]
+    images = _read_idx(root / images_file, 2051)
+    labels = _read_idx(root / labels_file, 2049).astype(np.int64)
+    images, labels, names = _class_subset(classes, FASHION_MNIST_CLASSES, images, labels)
+    idx = select_indices(labels, per_class=per_class, limit=limit, seed=seed)
+    if raw:
+        part = split if classes is None else f"{split}(classes={','.join(names)})"
+        return ArrayImageDataset(images[idx], labels[idx].tolist(), names, None,
+                                 fingerprint(spec.name, part + "[raw L]", idx, None), mode="L")
+    transform = _default_transform(transform, train_aug, image_size, crop=False)  # the whole thumbnail
+    part = split if classes is None else f"{split}(classes={','.join(names)})"
+    return ArrayImageDataset(images[idx], labels[idx].tolist(), names, transform,
+                             fingerprint(spec.name, part, idx, transform))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loaders: your own data (the capstone, lesson 07)
+# ----------------------------------------------------------------------------------------------------------------
+def _split_indices(targets: list[int], split: str, val_fraction: float, seed: int) -> list[int]:
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    every = np.arange(len(targets))
+    counts = np.bincount(np.asarray(targets, dtype=np.int64))
+    stratify = targets if counts.min() >= 2 else None
+    train_idx, val_idx = train_test_split(every, test_size=val_fraction, stratify=stratify, random_state=seed)
+    return sorted((train_idx if split == "train" else val_idx).tolist())
+
+
+def load_image_folder(
+    root: str | Path,
+    split: str = "train",
+    transform: Callable[[Any], Any] | None = None,
+    *,
+    val_fraction: float = 0.25,
+    per_class: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> ImageFolderSubset:
+    """Your own images in the ``ImageFolder`` layout: one sub-folder per class (``root/cats/*.jpg``,
+    ``root/dogs/*.jpg``), or ``root/train/<class>/`` and ``root/val/<class>/`` when you have split them yourself.
+
+    Without ``train``/``val`` sub-folders, ``split`` takes a seeded stratified part of the folder
+    (``val_fraction`` of each class for ``"val"``). Items are ``(PIL image, int label)`` in the files' own mode
+    and size — unlike the registry's loaders, no preprocessing unless you pass ``transform``.
+
+    Example:
+        >>> train = load_image_folder("my_photos", "train")  # doctest: +SKIP
+        >>> train.classes, train[0][0].mode  # doctest: +SKIP
+        (['cats', 'dogs'], 'RGB')
+    """
+    from torchvision.datasets import ImageFolder
+
+    split = choose(("train", "val"), split, "split")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder (the layout: one sub-folder of images per class)")
+    name = f"folder:{root.resolve()}"
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        return ImageFolderSubset(root / split, transform, name=name, split=split, per_class=per_class,
+                                 limit=limit, seed=seed, loader=open_image)
+    keep = _split_indices(ImageFolder(str(root), loader=open_image).targets, split, val_fraction, seed)
+    return ImageFolderSubset(root, transform, name=name, split=f"{split}(val_fraction={val_fraction},seed={seed})",
+                             per_class=per_class, limit=limit, seed=seed, keep=keep, loader=open_image)
+
+
+def load_text_csv(
+    path: str | Path,
+    split: str = "train",
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    val_fraction: float = 0.25,
+    limit: int | None = None,
+    seed: int = 0,
+) -> TextDataset:
+    """Your own texts: a CSV file with a text column and a label column (any labels: names or numbers).
+
+    ``classes`` are the labels' distinct values, sorted as strings; ``split`` takes a seeded stratified part
+    (``val_fraction`` of each class for ``"val"``). Rows without a text or a label are dropped.
+
+    Example:
+        >>> train = load_text_csv("reviews.csv", text_column="review", label_column="stars")  # doctest: +SKIP
+        >>> train.classes  # doctest: +SKIP
+        ['1', '2', '3', '4', '5']
+    """
+    import pandas as pd
+
+    split = choose(("train", "val"), split, "split")
+    path = Path(path).expanduser()
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in (text_column, label_column) if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: no column {missing} (columns: {list(table.columns)}); pass text_column= and "
+                         "label_column=")
+    table = table[(table[text_column].str.strip() != "") & (table[label_column].str.strip() != "")]
+    labels = table[label_column].str.strip().tolist()
+    names = sorted(set(labels))
+    if len(names) < 2:
+        raise ValueError(f"{path}: the column {label_column!r} holds {len(names)} label(s); a classifier needs two")
+    targets = [names.index(v) for v in labels]
+    texts = table[text_column].tolist()
+    chosen = _split_indices(targets, split, val_fraction, seed)
+    spec = DatasetSpec(name=f"csv:{path.resolve()}", title=path.name, folder=str(path.parent), downloads=(),
+                       licence="yours", citation="", homepage="", description="", classes=tuple(names))
+    return _text_dataset(spec, f"{split}(val_fraction={val_fraction},seed={seed})",
+                         [texts[i] for i in chosen], [targets[i] for i in chosen], limit, seed)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 
 1. the **data home** (``TLCOURSE_DATA_HOME``; default ``datasets/`` in the checkout);
 2. a read-only **mirror** folder with the same layout (``TLCOURSE_DATA_MIRROR``), never written to;
+   then the folder an operating-system package installs, for the datasets that name one (``system_copies``:
+   Debian's ``dataset-fashion-mnist``), read-only too;
 3. a **download** with :func:`pooch.retrieve` from the canonical URL(s), in order: pooch streams each file with a
    progress bar into a temporary folder in the data home, checks its sha256 where the registry knows it (a
    mismatch deletes it) and unpacks it with its ``Unzip``/``Untar`` processors; every file the registry lists is
@@ -16,6 +18,7 @@ raises :class:`DatasetUnavailableError` naming the three ways to get the data.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import logging
 import os
@@ -178,7 +181,7 @@ def _problems(spec: DatasetSpec, root: Path, *, memo: bool = True) -> tuple[str,
             problems.append(f"{path}: missing")
             continue
         got = sha256_file(path)
-        if got != expected:
+        if got != expected and not _same_content(path, spec.unpacked.get(rel)):
             problems.append(f"{path}: expected sha256 {expected}, got {got}")
     if spec.digest is not None:
         got, count = folder_digest(root)
@@ -192,11 +195,26 @@ def _problems(spec: DatasetSpec, root: Path, *, memo: bool = True) -> tuple[str,
     return result
 
 
+def _same_content(path: Path, unpacked: str | None) -> bool:
+    """Whether the gzip file ``path`` decompresses to bytes with sha256 ``unpacked`` (``False`` without a digest or
+    when the file is not gzip): a re-compressed copy of the registry's file, such as a Debian package's."""
+    if unpacked is None:
+        return False
+    h = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    except (OSError, EOFError, zlib.error):
+        return False
+    return h.hexdigest() == unpacked
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """Where a dataset was found and whether it verified.
 
-    ``where`` is ``"data home"``, ``"mirror"`` or ``None`` (not found); ``problems`` lists every failed check of
+    ``where`` is ``"data home"``, ``"mirror"``, ``"system package"`` or ``None`` (not found); ``problems`` lists every failed check of
     every copy that was looked at (empty when ``ok``).
 
     Example:
@@ -222,11 +240,13 @@ def _candidates(spec: DatasetSpec) -> list[tuple[str, Path]]:
     mirror = mirror_dir()
     if mirror is not None:
         places.append(("mirror", mirror / spec.folder))
+    places += [("system package", Path(copy.folder)) for copy in spec.system_copies]
     return places
 
 
 def verify(name: str | DatasetSpec) -> VerifyReport:
-    """Look for a verified copy in the data home, then the mirror; report where and what failed.
+    """Look for a verified copy in the data home, the mirror, then an OS package's folder; report where and what
+    failed.
 
     Example:
         >>> verify("breastmnist").name
@@ -241,7 +261,10 @@ def verify(name: str | DatasetSpec) -> VerifyReport:
         if root.exists():
             problems.extend(f"[{where}] {p}" for p in found)
     if not problems:
-        problems.append("not found in the data home" + (" or the mirror" if mirror_dir() else ""))
+        places = ["the data home"] + (["the mirror"] if mirror_dir() else [])
+        places += [f"{copy.folder} ({copy.package})" for copy in spec.system_copies]
+        problems.append("not found in " + (" or ".join(places) if len(places) < 3
+                                           else ", ".join(places[:-1]) + " or " + places[-1]))
     return VerifyReport(spec.name, None, None, False, tuple(problems))
 
 
@@ -360,6 +383,8 @@ def _unavailable_message(spec: DatasetSpec, reason: str) -> str:
         f"  (2) download by hand and unpack into {home / spec.folder}:\n{urls}\n"
         f"  (3) point TLCOURSE_DATA_MIRROR at a folder holding {spec.folder}/ "
         f"(e.g. a course-provided copy), then rerun."
+        + "".join(f"\nOr install the system package that holds it ({copy.manager} {copy.package}: {copy.folder})."
+                  for copy in spec.system_copies)
     )
 
 
