@@ -226,6 +226,38 @@ def test_zoo_covers_every_rule() -> None:
     assert {rule for _, rule in ZOO.values()} == set(RULES) | {"unparsable"}
 
 
+STATS_COURSE = [*COURSE, "from tlcourse.stats import accuracy, paired_bootstrap\nfrom tlcourse import stats\n"
+                          "from sklearn.metrics import roc_auc_score"]
+
+
+@pytest.mark.parametrize("source", [
+    "gap = paired_bootstrap(y, a, b, metric=accuracy)",  # a function the course imports, handed on
+    "scores = [accuracy, roc_auc_score]",
+    "m = accuracy\ngap = paired_bootstrap(y, a, b, metric=m)",
+    "from tlcourse.stats import accuracy as acc\ngap = paired_bootstrap(y, a, b, metric=acc)",
+])
+def test_course_functions_handed_to_a_function_are_not_modules(source: str) -> None:
+    assert review_source(source, STATS_COURSE) == []
+
+
+@pytest.mark.parametrize("source", [
+    "def patch(m):\n    m.accuracy = f\npatch(stats)",  # a module the course imports by from-import
+    "def patch(m):\n    m.Module.train = f\npatch(nn)",
+    "from tlcourse import viz\ndef patch(m):\n    m.x = f\npatch(viz)",  # the student's own import
+    "from sklearn.metrics import accuracy_score\nrun([accuracy_score])",  # not vouched for by the course: unknown
+])
+def test_modules_and_unvouched_names_handed_on_are_still_flagged(source: str) -> None:
+    assert "monkey-patch" in {f.rule for f in review_source(source, STATS_COURSE)}
+
+
+def test_module_or_not_is_read_from_files() -> None:
+    from tlcourse.grading.review import _names_a_module
+
+    assert _names_a_module("tlcourse.stats") and _names_a_module("torch.nn") and _names_a_module("tlcourse")
+    assert not _names_a_module("tlcourse.stats.accuracy") and not _names_a_module("sklearn.metrics.roc_auc_score")
+    assert _names_a_module("not_installed_anywhere.f")  # unknown: treated as a module
+
+
 def test_cell_claiming_locked_is_reviewed() -> None:
     """Metadata is the student's: a hostile cell that claims ``locked`` (and a grade id) is reviewed."""
     cell = nbformat.v4.new_code_cell("torch.equal = lambda *a: True",

@@ -37,9 +37,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import importlib.util
 import re
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 __all__ = ["Finding", "review_notebook", "review_source", "RULES", "ALLOWED_MODULES", "ALLOWED_DUNDERS",
@@ -588,6 +591,34 @@ def _course(trusted_sources: Collection[str]) -> _Course:
                    frozenset(used & set(dir(builtins))) - {"__name__"})
 
 
+@lru_cache(maxsize=1024)
+def _names_a_module(dotted: str) -> bool:
+    """Whether ``dotted`` names a module, decided from files alone (nothing is imported): the top-level package's
+    location, then a ``.py`` file, a package folder or an extension module per part. Unknown means yes.
+
+    >>> _names_a_module("tlcourse.stats"), _names_a_module("tlcourse.stats.accuracy"), _names_a_module("no_such.x")
+    (True, False, True)
+    """
+    top, *parts = dotted.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return True
+    if spec is None:
+        return True
+    places = [Path(p) for p in (spec.submodule_search_locations or [])]
+    for part in parts:
+        if not places:
+            return False  # an attribute of a plain module: a function, class or constant
+        here = [place / part for place in places if (place / part / "__init__.py").is_file()
+                or (place / part).is_dir()]
+        if not here and not any((place / f"{part}.py").is_file() or any(place.glob(f"{part}.*.so"))
+                                or any(place.glob(f"{part}.*.pyd")) for place in places):
+            return False
+        places = here
+    return True
+
+
 def _findings(label: str, source: str, trees: list[ast.Module], imported: dict[str, str], course: _Course,
               modules: frozenset[str]) -> list[Finding]:
     cell = _Cell(label, source.splitlines(), trees, imported, course.builtins | frozenset(course.imports),
@@ -632,7 +663,9 @@ def review_sources(cells: list[tuple[str, str]], trusted_sources: Collection[str
     modules = course.modules | {a.asname or a.name.split(".")[0] for t in everything for n in ast.walk(t)
                                 if isinstance(n, ast.Import) for a in n.names}
     modules |= {n for n, d in imported.items() if d in {imported.get(m) for m in modules}}
-    modules |= {n for n, d in imported.items() if d.rsplit(".", 1)[-1][:1].islower()}  # likely modules too
+    # lower-case imported names may be modules too, unless the course itself imports them and their files say not
+    vouched = {d for paths in course.imports.values() for d in paths if not _names_a_module(d)}
+    modules |= {n for n, d in imported.items() if d.rsplit(".", 1)[-1][:1].islower() and d not in vouched}
     for index, trees in parsed.items():
         found += _findings(cells[index][0], cells[index][1], trees, imported, course, frozenset(modules))
     return found
