@@ -126,8 +126,41 @@ def class_page(executed: Any, student: Any, banner: str) -> Any:
     return _with_banner(page, banner)
 
 
+#: a lesson's links to repository pages (``../../benchmarks/SEEDS.md``, ``../../docs/pages/checklist.md``, the form
+#: JupyterLab and GitHub follow from ``lessons/NN_name/``) and the site page that holds each, from ``lessons/``
+_REPO_LINK = re.compile(r"\]\(\.\./\.\./(benchmarks/[A-Z]+\.md|docs/pages/[\w-]+\.md)(#[^)\s]*)?\)")
+_SITE_PAGE = {"benchmarks": "../benchmarks.md", "docs": "../{name}"}
+
+
+def site_links(text: str) -> str:
+    """A lesson's links to repository pages, turned into the site's (benchmark tables live on one page).
+
+    Example:
+        >>> site_links("[seeds](../../benchmarks/SEEDS.md) and [list](../../docs/pages/checklist.md#always)")
+        '[seeds](../benchmarks.md) and [list](../checklist.md#always)'
+    """
+    def one(match: re.Match[str]) -> str:
+        path, anchor = match.group(1), match.group(2) or ""
+        page = _SITE_PAGE[path.split("/")[0]].format(name=path.rsplit("/", 1)[-1])
+        return f"]({page}{anchor if path.startswith('docs/') else ''})"
+
+    return _REPO_LINK.sub(one, text)
+
+
+def _linked(page: Any) -> Any:
+    """Every markdown cell and markdown output of ``page`` with :func:`site_links` applied."""
+    for cell in page.cells:
+        if cell.cell_type == "markdown":
+            cell.source = site_links(cell.source)
+        for out in cell.get("outputs", []):
+            if isinstance(out.get("data", {}).get("text/markdown"), str):
+                out["data"]["text/markdown"] = site_links(out["data"]["text/markdown"])
+    return page
+
+
 def _with_banner(page: Any, banner: str) -> Any:
-    """Put ``banner`` (MyST markdown) right after the title cell."""
+    """Put ``banner`` (MyST markdown) right after the title cell; links to repository pages as the site's."""
+    page = _linked(page)
     if banner:
         cell = nbformat.v4.new_markdown_cell(banner, id="tlcourse-site-banner")
         page.cells.insert(1 if page.cells and page.cells[0].cell_type == "markdown" else 0, cell)
