@@ -79,6 +79,10 @@ PREREQUISITES: dict[str, Prerequisites] = {
         ("02_feature_extraction", "03_fine_tuning", "04_domain_adaptation"),
         "what a transformer layer and attention do, at the level of a diagram; Hugging Face `transformers` "
         "helps but is not required"),
+    "07_capstone": Prerequisites(
+        ("02_feature_extraction", "03_fine_tuning", "05_case_medical"),
+        "a data set of your own is welcome (an image folder or a CSV of texts), not required; confidence intervals "
+        "at the level of lesson 05's tables; lesson 06 for the text path"),
 }
 
 #: exercises (by number) recommended as practice rather than for credit; every other exercise is for credit
@@ -90,6 +94,7 @@ PRACTICE: dict[str, frozenset[int]] = {
     "04_domain_adaptation": frozenset({1}),  # the gap: the same accuracy as before, twice
     "05_case_medical": frozenset({2}),  # the weights: a formula given in the task
     "06_case_sentiment": frozenset({1}),  # tokenizer arguments
+    "07_capstone": frozenset({1}),  # preprocessing: a contract spelled out in the task
 }
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)

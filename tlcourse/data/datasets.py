@@ -62,6 +62,20 @@ class ArrayImageDataset(Dataset):
 
         return Image.fromarray(self.images[i]).convert(self.mode)
 
+    def take(self, indices: Sequence[int] | np.ndarray) -> ArrayImageDataset:
+        """A new dataset of the items at ``indices``, in that order (e.g. a train / val split of one draw).
+
+        Example:
+            >>> ds = ArrayImageDataset(np.zeros((3, 2, 2), np.uint8), [0, 1, 1], ["a", "b"], None, "toy")
+            >>> part = ds.take([2, 0])
+            >>> part.targets, part.classes
+            ([1, 0], ['a', 'b'])
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        digest = hashlib.sha256(idx.tobytes()).hexdigest()[:16]
+        return ArrayImageDataset(self.images[idx], [self.targets[i] for i in idx], self.classes, self.transform,
+                                 f"{self.fingerprint}|take={digest}", mode=self.mode)
+
     def __getitem__(self, i: int) -> tuple[Any, int]:
         img = self.image(i)
         return (self.transform(img) if self.transform is not None else img), self.targets[i]
