@@ -88,8 +88,9 @@ def find_notebooks(names: list[str]) -> list[Path]:
     return found
 
 
-def run_notebook(path: Path, profile: str, cell_timeout: int) -> dict[str, Any]:
-    """Execute one notebook in a scratch copy of its folder; return its timing, status and records."""
+def run_notebook(path: Path, profile: str, cell_timeout: int, keep: Path | None = None) -> dict[str, Any]:
+    """Execute one notebook in a scratch copy of its folder; return its timing, status and records. With ``keep``,
+    the executed notebook (outputs up to an error included) is written there for a reader."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
@@ -117,6 +118,9 @@ def run_notebook(path: Path, profile: str, cell_timeout: int) -> dict[str, Any]:
                 status = f"error: timeout ({str(exc).strip().splitlines()[0]})"
         seconds = time.perf_counter() - started
         records = load_records(results)
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, keep / path.name)
     for rec in records:
         rec.setdefault("lesson", None)
         rec["notebook"] = path.stem
@@ -237,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=PROFILES, required=True)
     parser.add_argument("--cell-timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     parser.add_argument("--out-dir", type=Path, default=HERE, help="where RESULTS.md/.json go (default benchmarks/)")
+    parser.add_argument("--keep-executed", type=Path, default=None, metavar="DIR",
+                        help="also write each executed notebook into DIR (to read the run's prose and figures)")
     parser.add_argument("--import", dest="imports", type=Path, nargs="+", default=[], metavar="RESULTS_JSON",
                         help="fold the --profile run of other RESULTS.json files (another machine's, a GPU run, "
                              "a run of some notebooks) into --out-dir, notebook by notebook, then exit")
@@ -263,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for path in find_notebooks(args.notebooks):
         print(f"  {path.relative_to(REPO) if path.is_relative_to(REPO) else path} …", end=" ", flush=True)
-        result = run_notebook(path, args.profile, args.cell_timeout)
+        result = run_notebook(path, args.profile, args.cell_timeout, args.keep_executed)
         print(f"{result['seconds']:.1f} s, {result['status']}, {len(result['records'])} number(s)", flush=True)
         runs.append(result)
         data = merge(previous, args.profile, info, runs)  # written after every notebook: nothing lost on a kill
