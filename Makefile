@@ -23,6 +23,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/jupyter labextension enable --level=sys_prefix nbgrader 2>/dev/null || true
+	$(BIN)/tlcourse lab-settings
 	@touch $(STAMP)
 
 # the developers' additions (pytest, ruff, playwright, uv) on top of the students' set

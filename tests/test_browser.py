@@ -99,9 +99,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lesson = root / "lessons" / WARMUP / f"{WARMUP}.ipynb"
     lesson.parent.mkdir(parents=True)
     nbformat.write(solved(WARMUP), lesson)
-    settings = base / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    (base / "lab-settings").mkdir()  # no user settings: what a student sees is the course's overrides (tlcourse.lab)
     env = {"TLCOURSE_PROFILE": "grading", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
            "JUPYTERLAB_SETTINGS_DIR": str(base / "lab-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces")}
     with running_lab(root, base, env) as (base_url, token):
@@ -125,7 +123,23 @@ _OUTPUT_TYPES = """() => {
 }"""
 
 
+def test_course_lab_settings_are_installed() -> None:
+    """`make setup` (`tlcourse lab-settings`) wrote the overrides JupyterLab reads from this environment."""
+    import json
+
+    from tlcourse.lab import LAB_OVERRIDES
+
+    path = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    assert path.is_file(), f"{path} is missing: run `tlcourse lab-settings` (make setup does)"
+    found = json.loads(path.read_text())
+    assert all(found.get(plugin, {}).get(k) == v for plugin, d in LAB_OVERRIDES.items() for k, v in d.items())
+
+
 def test_lesson_runs_in_jupyterlab(lab: str, tmp_path: Path) -> None:
+    """The lesson runs, its widget reacts, and the first minutes are calm: no news prompt over the lesson, and no
+    request leaves the machine (a quiz, MathJax or a font fetched from a CDN fails offline)."""
+    from urllib.parse import urlsplit
+
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -136,6 +150,9 @@ def test_lesson_runs_in_jupyterlab(lab: str, tmp_path: Path) -> None:
             viewport={"width": 1400, "height": 1000})
         try:
             page = browser.new_page()
+            remote: list[str] = []
+            browser.on("request", lambda r: remote.append(r.url) if urlsplit(r.url).scheme in ("http", "https")
+                       and urlsplit(r.url).hostname not in ("127.0.0.1", "localhost") else None)
             page.goto(lab, wait_until="domcontentloaded", timeout=120_000)
             page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
                                    "&& window.jupyterapp.shell.currentWidget.sessionContext "
@@ -163,8 +180,10 @@ def test_lesson_runs_in_jupyterlab(lab: str, tmp_path: Path) -> None:
             expect(table).not_to_have_text(before, timeout=30_000)  # the widget's kernel callback ran
 
             page.screenshot(path=str(shot), full_page=False)
+            assert page.get_by_text("official Jupyter news").count() == 0, "the news prompt covers the lesson"
         finally:
             browser.close()
+    assert not remote, f"requests that fail offline: {sorted(set(remote))[:5]}"
     assert shot.stat().st_size > 10_000, "the screenshot is empty"
     shutil.copyfile(shot, tmp_path / shot.name)
 

@@ -223,9 +223,24 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     dv.set_defaults(func=_cmd_data_verify)
 
 
+def _cmd_lab_settings(args: argparse.Namespace) -> int:
+    from tlcourse.lab import install_lab_settings
+
+    print(f"JupyterLab settings for the course written to {install_lab_settings(args.prefix)}")
+    return 0
+
+
+def _add_lab_settings(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lab-settings", help="JupyterLab defaults for calm, offline lessons (no news prompt, no "
+                                            "update check)")
+    p.add_argument("--prefix", default=sys.prefix, help="the environment JupyterLab runs from (default: this one)")
+    p.set_defaults(func=_cmd_lab_settings)
+
+
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "doctor": _add_doctor,
     "data": _add_data,
+    "lab-settings": _add_lab_settings,
 }
 
 

@@ -31,6 +31,7 @@ mkdir "$work/package"
 cp -r "$src/pyproject.toml" "$src/README.md" "$src/tlcourse" "$work/package/"
 "$env_dir/bin/python" -m pip install --quiet --no-deps "$work/package"
 "$env_dir/bin/jupyter" labextension enable --level=sys_prefix nbgrader >/dev/null
+"$env_dir/bin/tlcourse" lab-settings --prefix "$env_dir" >/dev/null  # no news prompt, no update check
 mkdir -p "$env_dir/etc/jupyter"
 install -m 644 "$src/deploy/hub/nbgrader_config.py" "$env_dir/etc/jupyter/nbgrader_config.py"
 chmod -R a+rX "$env_dir"
