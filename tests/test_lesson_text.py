@@ -118,3 +118,13 @@ def test_the_rule_catches_hard_coded_results() -> None:
             md("the encoder has 22.7 M parameters")]
     for cell in good:
         assert not hard_coded_outcomes(nb_of(cell), {"10 %": "momentum", "22.7 M": "size"}), cell.source
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_questionnaires_say_they_are_not_graded(lesson: str) -> None:
+    """A questionnaire without answer cells tells the student it is for thinking only (not handed in)."""
+    nb = nbformat.read(REPO / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("## Questionnaire"):
+            answered = any(c.metadata.get("nbgrader", {}).get("solution") for c in nb.cells[i + 1:])
+            assert answered or "not graded" in cell.source, f"{lesson}: say the questionnaire is not graded"
