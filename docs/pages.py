@@ -132,17 +132,20 @@ _REPO_LINK = re.compile(r"\]\(\.\./\.\./(benchmarks/[A-Z]+\.md|docs/pages/[\w-]+
 _SITE_PAGE = {"benchmarks": "../benchmarks.md", "docs": "../{name}"}
 
 
-def site_links(text: str) -> str:
-    """A lesson's links to repository pages, turned into the site's (benchmark tables live on one page).
+def site_links(text: str, suffix: str = ".md") -> str:
+    """A lesson's links to repository pages, turned into the site's (benchmark tables live on one page). Markdown
+    cells keep ``.md`` (Sphinx resolves them); markdown *outputs* are rendered as they are, so they need ``.html``.
 
     Example:
         >>> site_links("[seeds](../../benchmarks/SEEDS.md) and [list](../../docs/pages/checklist.md#always)")
         '[seeds](../benchmarks.md) and [list](../checklist.md#always)'
+        >>> site_links("[seeds](../../benchmarks/SEEDS.md)", suffix=".html")
+        '[seeds](../benchmarks.html)'
     """
     def one(match: re.Match[str]) -> str:
         path, anchor = match.group(1), match.group(2) or ""
         page = _SITE_PAGE[path.split("/")[0]].format(name=path.rsplit("/", 1)[-1])
-        return f"]({page}{anchor if path.startswith('docs/') else ''})"
+        return f"]({page.removesuffix('.md')}{suffix}{anchor if path.startswith('docs/') else ''})"
 
     return _REPO_LINK.sub(one, text)
 
@@ -154,7 +157,7 @@ def _linked(page: Any) -> Any:
             cell.source = site_links(cell.source)
         for out in cell.get("outputs", []):
             if isinstance(out.get("data", {}).get("text/markdown"), str):
-                out["data"]["text/markdown"] = site_links(out["data"]["text/markdown"])
+                out["data"]["text/markdown"] = site_links(out["data"]["text/markdown"], suffix=".html")
     return page
 
 
