@@ -129,7 +129,7 @@ def class_page(executed: Any, student: Any, banner: str) -> Any:
 #: a lesson's links to repository pages (``../../benchmarks/SEEDS.md``, ``../../docs/pages/checklist.md``, the form
 #: JupyterLab and GitHub follow from ``lessons/NN_name/``) and the site page that holds each, from ``lessons/``
 _REPO_LINK = re.compile(r"\]\(\.\./\.\./(benchmarks/[A-Z]+\.md|docs/pages/[\w-]+\.md)(#[^)\s]*)?\)")
-_SITE_PAGE = {"benchmarks": "../benchmarks.md", "docs": "../{name}"}
+_SITE_PAGE = {"benchmarks": "../benchmarks", "docs": "../{stem}"}
 
 
 def site_links(text: str, suffix: str = ".md") -> str:
@@ -144,8 +144,8 @@ def site_links(text: str, suffix: str = ".md") -> str:
     """
     def one(match: re.Match[str]) -> str:
         path, anchor = match.group(1), match.group(2) or ""
-        page = _SITE_PAGE[path.split("/")[0]].format(name=path.rsplit("/", 1)[-1])
-        return f"]({page.removesuffix('.md')}{suffix}{anchor if path.startswith('docs/') else ''})"
+        page = _SITE_PAGE[path.split("/")[0]].format(stem=Path(path).stem)
+        return f"]({page}{suffix}{anchor if path.startswith('docs/') else ''})"
 
     return _REPO_LINK.sub(one, text)
 

@@ -127,9 +127,9 @@ def test_course_lab_settings_are_installed() -> None:
     """`make setup` (`tlcourse lab-settings`) wrote the overrides JupyterLab reads from this environment."""
     import json
 
-    from tlcourse.lab import LAB_OVERRIDES
+    from tlcourse.lab import LAB_OVERRIDES, overrides_path
 
-    path = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    path = overrides_path(sys.prefix)
     assert path.is_file(), f"{path} is missing: run `tlcourse lab-settings` (make setup does)"
     found = json.loads(path.read_text())
     assert all(found.get(plugin, {}).get(k) == v for plugin, d in LAB_OVERRIDES.items() for k, v in d.items())

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tlcourse.grading.review import _parse
+from tlcourse.grading.review import _import_bindings, _parse, _root
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,13 +34,8 @@ def _trees(source: str) -> list[ast.Module]:
 
 def course_names(cells: list[str]) -> set[str]:
     """Names the cells bind to ``tlcourse`` or anything imported from it, aliases (``f = freeze``) followed."""
-    names: set[str] = set()
     trees = [t for source in cells for t in _trees(source)]
-    for node in (n for t in trees for n in ast.walk(t)):
-        if isinstance(node, ast.Import):
-            names |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] == "tlcourse"}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tlcourse":
-            names |= {a.asname or a.name for a in node.names}
+    names = {name for t in trees for name, dotted in _import_bindings(t) if dotted.split(".")[0] == "tlcourse"}
     while True:
         aliases = {target.id for node in (n for t in trees for n in ast.walk(t)) if isinstance(node, ast.Assign)
                    for target in node.targets if isinstance(target, ast.Name)
@@ -48,12 +43,6 @@ def course_names(cells: list[str]) -> set[str]:
         if aliases <= names:
             return names
         names |= aliases
-
-
-def _root(node: ast.AST) -> ast.AST:
-    while isinstance(node, ast.Attribute | ast.Subscript):
-        node = node.value
-    return node
 
 
 def helpers_used(answer: str, notebook_cells: list[str]) -> list[str]:

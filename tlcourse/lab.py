@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LAB_OVERRIDES", "install_lab_settings"]
+__all__ = ["LAB_OVERRIDES", "install_lab_settings", "overrides_path"]
 
 #: plugin id -> settings (JupyterLab 4: ``fetchNews`` is the string "true"/"false"/"none", "none" asks the user)
 LAB_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -28,10 +28,15 @@ LAB_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
+def overrides_path(prefix: Path | str = sys.prefix) -> Path:
+    """Where JupyterLab run from the environment ``prefix`` reads its overrides."""
+    return Path(prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+
+
 def install_lab_settings(prefix: Path | str = sys.prefix) -> Path:
     """Merge :data:`LAB_OVERRIDES` into the environment's ``overrides.json`` (other plugins' entries kept); return
     its path. Raises ``ValueError`` when the existing file is not a JSON object."""
-    path = Path(prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    path = overrides_path(prefix)
     current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     if not isinstance(current, dict):
         raise ValueError(f"{path} is not a JSON object: fix or remove it, then run `tlcourse lab-settings` again")

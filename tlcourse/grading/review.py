@@ -610,8 +610,7 @@ def _names_a_module(dotted: str) -> bool:
     for part in parts:
         if not places:
             return False  # an attribute of a plain module: a function, class or constant
-        here = [place / part for place in places if (place / part / "__init__.py").is_file()
-                or (place / part).is_dir()]
+        here = [place / part for place in places if (place / part).is_dir()]  # a package (or namespace) folder
         if not here and not any((place / f"{part}.py").is_file() or any(place.glob(f"{part}.*.so"))
                                 or any(place.glob(f"{part}.*.pyd")) for place in places):
             return False
