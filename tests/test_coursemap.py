@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = REPO / "docs" / "pages"
-GUIDES = ("checklist.md", "glossary.md", "teaching.md")
+GUIDES = ("checklist.md", "glossary.md", "teaching.md", "history.md")
 GENERATED_PAGES = {"course-map.md"}  # written into the site's source by the build, not kept in docs/pages/
 
 
@@ -289,7 +289,7 @@ def test_the_build_writes_the_guides_into_the_site_source(tmp_path: Path) -> Non
         assert "../../lessons/" not in text and "](lessons/" in text
     index = (PAGES / "index.md").read_text(encoding="utf-8")
     toctree = re.search(r":caption: Guides\n\n(.*?)```", index, flags=re.DOTALL).group(1).split()
-    assert toctree == ["course-map", "checklist", "glossary", "teaching"]
+    assert toctree == ["course-map", "checklist", "glossary", "teaching", "history"]
     assert '"generated/**"' in (REPO / "docs" / "conf.py").read_text(encoding="utf-8")
 
 
@@ -319,3 +319,53 @@ def test_heading_anchors_are_mysts() -> None:
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(coursemap).failed == 0
+
+
+# ------------------------------------------------------------------------------ lesson 01's arc and its reading page
+ARC_WORDS = 4200  # "one arc within ~4k words" (issue 28)
+
+
+def arc_words(nb: nbformat.NotebookNode) -> int:
+    """Words a student reads before the first ``## Optional`` section (model answers left out: never shown)."""
+    words = 0
+    for cell in nb.cells:
+        if cell.cell_type != "markdown" or cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        if re.match(r"##\s+Optional\b", cell.source):
+            break
+        words += coursemap.count_words(cell.source)
+    return words
+
+
+def test_lesson_01_keeps_one_arc_within_the_word_budget() -> None:
+    nb = _solution("01_pretrained_models")
+    assert arc_words(nb) <= ARC_WORDS
+    headings = [h for c in nb.cells if c.cell_type == "markdown" for h in re.findall(r"^## (.+)$", c.source, re.M)]
+    numbered = [h for h in headings if re.match(r"\d+\.", h)]
+    assert [h.split(".")[0] for h in numbered] == ["1", "2", "3", "4", "5"], numbered
+    # the optional section comes after the lesson's end (summary, questionnaire), and says it is not graded
+    assert headings.index("Summary") < next(i for i, h in enumerate(headings) if h.startswith("Optional"))
+    optional = next(c.source for c in nb.cells if c.source.startswith("## Optional"))
+    assert "Not graded" in optional
+    start = next(i for i, c in enumerate(nb.cells) if c.source.startswith("## Optional"))
+    assert not any(c.metadata.get("nbgrader", {}).get("grade") for c in nb.cells[start:])
+
+
+def test_the_word_budget_check_can_fail() -> None:
+    nb = _solution("01_pretrained_models")
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("word " * 300))
+    assert arc_words(nb) > arc_words(_solution("01_pretrained_models"))
+    optional_moved_up = _solution("01_pretrained_models")
+    start = next(i for i, c in enumerate(optional_moved_up.cells) if c.source.startswith("## Optional"))
+    optional_moved_up.cells[start].source = optional_moved_up.cells[start].source.replace("## Optional ·", "## 6.")
+    assert arc_words(optional_moved_up) > ARC_WORDS  # the dense section back in the arc breaks the budget
+
+
+def test_the_history_page_and_its_timeline_list_the_same_years() -> None:
+    readings = _load("readings")
+    text = (PAGES / "history.md").read_text(encoding="utf-8")
+    table_years = [int(y) for y in re.findall(r"^\| (\d{4}) \|", text, flags=re.M)]
+    assert table_years == [year for year, _ in readings.TIMELINE]
+    assert "(img/history-timeline.png)" in text and readings.FIGURE.is_file()
+    lesson = "\n".join(c.source for c in _solution("01_pretrained_models").cells)
+    assert "../../docs/pages/history.md" in lesson  # the lesson points to its reading page

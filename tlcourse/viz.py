@@ -1010,7 +1010,7 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: floa
 
 
 def plot_timeline(events: Sequence[tuple[int, str]], title: str | None = None, width: float = 11.0) -> Figure:
-    """Events on a horizontal time axis, labels alternating above and below (lesson 01's short history).
+    """Events on a horizontal time axis, labels alternating above and below (the history page's figure).
 
     Example:
         >>> fig = plot_timeline([(1976, "first study"), (2012, "AlexNet"), (2019, "BERT")])
