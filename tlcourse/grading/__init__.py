@@ -14,7 +14,8 @@
   on the final score (times with zones, extensions, the rule in words);
 * :mod:`.check` — ``check`` for students and self-paced learners; :mod:`.feedback` — HTML feedback;
 * :mod:`.export` — grades to Canvas / Gradescope / Moodle / CSV, rosters in (:mod:`.lms`: round trips and feedback
-  archives; :mod:`.tables`: the one CSV writer); :mod:`.report` — pass rates and similarity for instructors;
+  archives; :mod:`.tables`: the one CSV writer); :mod:`.gradescope` — Gradescope's autograder zip and run;
+  :mod:`.report` — pass rates and similarity for instructors;
   :mod:`.cli` — the subcommands.
 
 Example:

@@ -162,6 +162,11 @@ def _add_publish(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 @_command("export")
 def _cmd_export(args: argparse.Namespace) -> int:
+    if args.gradescope_autograder:
+        from tlcourse.grading.gradescope import build_autograder
+
+        print(build_autograder(args.gradescope_autograder, args.out, root=args.root))
+        return 0
     print(export_grades(args.lms, args.out, assignments=args.assignments or None, root=args.root,
                         roster=args.roster, times=args.times, zone=args.times_zone, extensions=args.extensions))
     return 0
@@ -174,7 +179,10 @@ def _add_export(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "file written is that file with our grade cells filled.")
     p.add_argument("--lms", choices=sorted(set(EXPORTERS) | set(FILLERS)), default="csv",
                    help="the CSV format (default: csv)")
-    p.add_argument("--out", required=True, help="the CSV file to write")
+    p.add_argument("--out", required=True, help="the CSV file to write (the zip with --gradescope-autograder)")
+    p.add_argument("--gradescope-autograder", default=None, metavar="NN",
+                   help="write Gradescope's autograder zip for this assignment instead of grades (setup.sh, "
+                        "run_autograder, the course's files; see tlcourse.grading.gradescope)")
     p.add_argument("--roster", default=None,
                    help="the LMS's own file: Canvas gradebook export, Moodle grading worksheet, Gradescope roster "
                         "or id,first_name,last_name,email (imported into the gradebook first)")
