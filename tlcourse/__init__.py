@@ -22,6 +22,12 @@ from typing import Any
 # so it only helps when tlcourse is imported before torch (the lessons' set-up cells do that).
 os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
 
+# thread pools sized to the CPUs this process can use (affinity, cgroup quota, the machine's load), set before
+# torch loads where it can: more threads than free cores make small operations several times slower
+from tlcourse.threads import configure_threads  # noqa: E402
+
+configure_threads()
+
 __version__ = "0.1.0"
 __all__ = ["profile", "get_device", "seed_everything", "record", "claim", "quiz", "__version__"]
 
@@ -38,7 +44,7 @@ _SHORTCUTS = {
 }
 _SUBMODULES = {
     "config", "device", "models", "freeze", "data", "features", "train", "history", "adapt", "dense", "viz",
-    "text", "trunk", "regularize", "stats", "quiz", "grading", "cli",
+    "text", "trunk", "regularize", "stats", "quiz", "grading", "cli", "threads", "lab",
 }
 
 

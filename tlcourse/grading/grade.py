@@ -73,6 +73,7 @@ from tlcourse.grading.sandbox import (
     sandbox_problem,
 )
 from tlcourse.grading.submissions import _archive_submission, _discover, _Submission
+from tlcourse.threads import THREAD_VARS, explicit_threads, pool_size
 
 __all__ = ["grade", "DEFAULT_TIMEOUT", "WITHHELD"]
 
@@ -178,12 +179,9 @@ def _prepare(sub: _Submission, batch: _Batch) -> _Job:
 
 
 # -------------------------------------------------------------------------------------------------- running
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
 def _grading_env(batch: _Batch, workdir: Path) -> dict[str, str]:
     """The worker's environment: an allow-list under the sandbox (nothing of the grader's own variables)."""
-    threads = str(max(1, (os.cpu_count() or 1) // batch.jobs))
+    threads = str(max(1, pool_size() // batch.jobs))  # the CPUs this grader may use, shared by the workers
     env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
            "HOME": str(workdir), "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
            "TMPDIR": "/tmp" if batch.sandbox else str(workdir / "tmp"), "PYTHONDONTWRITEBYTECODE": "1",
@@ -194,7 +192,7 @@ def _grading_env(batch: _Batch, workdir: Path) -> dict[str, str]:
            "IPYTHONDIR": str(workdir / ".ipython"), "JUPYTER_CONFIG_DIR": str(workdir / ".jupyter"),
            "JUPYTER_DATA_DIR": str(workdir / ".local" / "share" / "jupyter"),
            "JUPYTER_RUNTIME_DIR": str(workdir / ".local" / "share" / "jupyter" / "runtime"),
-           **{var: os.environ.get(var, threads) for var in _THREAD_VARS}}
+           **{var: explicit_threads().get(var, threads) for var in THREAD_VARS}}
     for var in ("TLCOURSE_DATA_MIRROR", "TLCOURSE_DATA_HOME", "TLCOURSE_DEVICE", "CUDA_VISIBLE_DEVICES"):
         if os.environ.get(var):
             env[var] = os.environ[var]
