@@ -8,7 +8,7 @@ round, in alternating order:
 * ``one per core`` — ``OMP_NUM_THREADS`` = the number of cores (what torch does without ``tlcourse``);
 * ``sized`` — no thread variable set: ``import tlcourse`` sizes the pools to the cores the load leaves free.
 
-and once more on the quiet machine (sized) for reference. Writes ``LOAD.md`` and ``load.json`` (ratio = seconds one
+and once more on the quiet machine (sized) for reference, last, so that every run finds the same warm caches. Writes ``LOAD.md`` and ``load.json`` (ratio = seconds one
 per core / seconds sized; > 1: sizing is faster). Usage::
 
     python benchmarks/load.py [--lessons 02_feature_extraction ...] [--rounds 2] [--spinners N] [--out benchmarks/]
@@ -60,7 +60,6 @@ def timed(path: Path, mode: str, cores: int, cell_timeout: int) -> dict[str, Any
 
 def measure(path: Path, rounds: int, n_spin: int, cell_timeout: int) -> dict[str, Any]:
     cores = os.cpu_count() or 1
-    quiet = timed(path, "sized", cores, cell_timeout)
     runs: list[dict[str, Any]] = []
     load = spinners(n_spin)
     try:
@@ -74,6 +73,8 @@ def measure(path: Path, rounds: int, n_spin: int, cell_timeout: int) -> dict[str
     finally:
         for p in load:
             p.kill()
+    time.sleep(5)
+    quiet = timed(path, "sized", cores, cell_timeout)  # last: every run before it warmed the same caches
     per_mode = {m: [x["seconds"] for x in runs if x["mode"] == m] for m in ("one per core", "sized")}
     return {"lesson": path.stem, "quiet_sized_seconds": quiet["seconds"], "runs": runs,
             "median": {m: statistics.median(v) for m, v in per_mode.items()},

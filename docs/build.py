@@ -51,7 +51,7 @@ The support package of the course: one module per job (registries of backbones a
 training, adaptation, figures, records, grading). Generated from the docstrings, whose examples run in the test
 suite; the map of the code is `ARCHITECTURE.md` in the repository.
 """
-BENCHMARK_TABLES = ("RESULTS.md", "SPEEDUPS.md", "SEEDS.md", "TOOLKIT.md", "GRADING.md", "HUB.md")
+BENCHMARK_TABLES = ("RESULTS.md", "SPEEDUPS.md", "SEEDS.md", "TOOLKIT.md", "GRADING.md", "HUB.md", "LOAD.md")
 
 
 @dataclass(frozen=True)
