@@ -30,6 +30,16 @@ def test_cached_top_equals_the_whole_model(images, last):
     assert [p for p in cached.top.parameters()] and all(p.requires_grad for p in cached.top.parameters())
 
 
+@pytest.mark.parametrize("device", ["cpu", torch.device("cpu"), None])
+def test_every_device_form_is_accepted(images, device):
+    """Regression: ``device=torch.device("cpu")`` raised AttributeError ('strip') while "cpu" worked."""
+    model = unfreeze(build_classifier("efficientnet_lite0", 2, pretrained=False), last=1)
+    cached = cache_trunk(model, images, last=1, progress=False, device=device)
+    assert cached.data.tensors[0].device.type in ("cpu", "cuda", "mps")
+    history = fit(cached.top, cached.data, epochs=1, lr=1e-3, batch_size=4, progress=False, seed=0, device=device)
+    assert len(history.to_frame()) == 1
+
+
 def test_training_the_top_trains_the_model_and_leaves_the_frozen_part(images):
     model = unfreeze(freeze(build_classifier("efficientnet_lite0", 2, pretrained=False)), last=3)
     stem_before = model.conv_stem.weight.detach().clone()

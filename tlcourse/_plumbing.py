@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from tlcourse.config import profile
+from tlcourse.device import get_device
 
 __all__ = ["Batch", "BATCH_ADAPTERS", "read_batch", "to_device", "logits_of", "first_tensor", "make_loader",
            "as_loader", "choose", "is_channels_last", "channels_last"]
@@ -220,9 +221,9 @@ def make_loader(
     workers = prof.num_workers if num_workers is None else int(num_workers)
     if num_workers is None and _in_memory(data):
         workers = 0
-    dev = torch.device(device) if device is not None else None
+    pin = device is not None and get_device(device).type == "cuda"
     return DataLoader(data, batch_size=int(batch_size or prof.batch_size), shuffle=shuffle, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=dev is not None and dev.type == "cuda", **kwargs)
+                      persistent_workers=workers > 0, pin_memory=pin, **kwargs)
 
 
 def as_loader(data: Any, batch_size: int | None, device: torch.device, shuffle: bool = False) -> DataLoader:

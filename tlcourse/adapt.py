@@ -408,7 +408,7 @@ def _setup_run(feature_extractor: nn.Module, classifier: nn.Module, source_loade
                target_loader: Iterable[Any] | None, lr: float, weight_decay: float,
                device: torch.device | str | None, adapt_term: Any, extra_modules: Sequence[nn.Module],
                target_grad: bool) -> _AdaptRun:
-    dev = torch.device(device) if device is not None else get_device()
+    dev = get_device(device)
     model = nn.Sequential(feature_extractor, classifier).to(dev)
     for m in extra_modules:
         m.to(dev)
@@ -555,7 +555,7 @@ def fit_dann(
         seed_everything(seed)
     if discriminator is None:
         xs, _ = _source_batch(next(iter(source_loader)))
-        dev = torch.device(device) if device is not None else get_device()
+        dev = get_device(device)
         discriminator = DomainDiscriminator(_feature_dim(feature_extractor.to(dev), xs.to(dev)))
     grl = GradientReversal(0.0)
     disc = discriminator

@@ -652,7 +652,7 @@ def compare_backbones(
     from tlcourse.models import load_backbone
 
     sizes = sizes or demo_sizes()
-    dev = torch.device(device) if device is not None else get_device()
+    dev = get_device(device)
     result = DenseComparison()
     for init, pretrained in BACKBONE_INITS.items():
         seed_everything(seed)  # the random backbone's weights come from this seed
@@ -687,7 +687,7 @@ def compare_multitask(
         >>> mt.table[["mask_iou", "accuracy"]]  # doctest: +SKIP
     """
     sizes = sizes or demo_sizes()
-    dev = torch.device(device) if device is not None else get_device()
+    dev = get_device(device)
     result = DenseComparison(maps={init: first.maps[init]})
     alone = f"{init} · mask"
     result.rows.append(dict(first.row(alone)))

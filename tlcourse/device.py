@@ -20,14 +20,18 @@ import torch
 __all__ = ["get_device", "seed_everything", "offset_seed", "autocast", "describe_device"]
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    """The best available device: cuda > mps > cpu. ``TLCOURSE_DEVICE`` (or ``prefer``) overrides.
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
+    """The device to run on: ``prefer`` when given (a name or a ``torch.device``; checked to exist), else
+    ``TLCOURSE_DEVICE``, else the best available: cuda > mps > cpu. The one resolver of every ``device=`` argument.
 
     Example:
-        >>> get_device("cpu").type
-        'cpu'
+        >>> get_device("cpu").type, get_device(torch.device("cpu")).type
+        ('cpu', 'cpu')
     """
-    wanted = (prefer or os.environ.get("TLCOURSE_DEVICE", "")).strip().lower()
+    if isinstance(prefer, torch.device):
+        wanted = str(prefer)
+    else:
+        wanted = (prefer or os.environ.get("TLCOURSE_DEVICE", "")).strip().lower()
     if wanted:
         dev = torch.device(wanted)
         if dev.type == "cuda" and not torch.cuda.is_available():
@@ -118,7 +122,7 @@ def autocast(device: torch.device | str | None = None, enabled: bool = True) -> 
         >>> with autocast("cpu"):
         ...     y = torch.ones(2) * 2
     """
-    dev = torch.device(device) if device is not None else get_device()
+    dev = get_device(device)
     if not enabled or dev.type != "cuda":
         yield
         return

@@ -599,7 +599,7 @@ def extract_layers(
     if pool not in POOLS:
         raise ValueError(f"unknown pool {pool!r}; choose one of {sorted(POOLS)}")
     names = _check_layers(model, layers)
-    dev = torch.device(device) if device is not None else get_device()
+    dev = get_device(device)
     amp = bool(profile().amp and dev.type == "cuda")
     loader = as_loader(data, batch_size, dev)
 

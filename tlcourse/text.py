@@ -517,7 +517,7 @@ def encode_sentences(
         encoder = _encoder_of(model)
         name = str(getattr(model, "tlcourse_backbone", type(encoder).__name__))
         weights = weights_fingerprint(encoder) if cache else ""
-    dev = torch.device(device) if device is not None else get_device()
+    dev = get_device(device)
     if not texts:
         return np.zeros((0, int(encoder.config.hidden_size)), dtype=np.float32)
     key = _digest(CACHE_FORMAT, name, weights, _tokenizer_name(tokenizer), max_length, pooling, texts)

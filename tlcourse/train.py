@@ -278,7 +278,7 @@ def evaluate(
         ['accuracy', 'auc', 'loss']
     """
     names = _check_metrics(metrics)
-    dev = torch.device(device) if device is not None else get_device()
+    dev = get_device(device)
     model.to(dev)
     loader = as_loader(data, batch_size, dev)
     criterion = _make_loss(loss_fn, class_weights, dev)
@@ -309,7 +309,7 @@ def predict(
         >>> preds.shape, probs.shape
         ((5,), (5, 2))
     """
-    dev = torch.device(device) if device is not None else get_device()
+    dev = get_device(device)
     model.to(dev)
     loader = as_loader(data, batch_size, dev)
     logits, _ = _collect(model, loader, dev, amp and dev.type == "cuda", progress, "predict")
@@ -374,7 +374,7 @@ def _setup(model: nn.Module, train_data: Data, *, lr: float | Sequence[Mapping[s
     opt_factory = choose(OPTIMIZERS, optimizer, "optimizer")
     if grad_clip is not None and grad_clip <= 0:
         raise ValueError(f"grad_clip must be a positive max norm, got {grad_clip}")
-    dev = torch.device(device) if device is not None else get_device()
+    dev = get_device(device)
     if seed is not None:
         seed_everything(seed)
     loader = as_loader(train_data, batch_size, dev, shuffle=True)
