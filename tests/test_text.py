@@ -167,7 +167,7 @@ def test_encode_sentences_order_and_cache(cache, monkeypatch):
     assert X.shape == (len(TEXTS), 384) and X.dtype == np.float32
     one_by_one = np.vstack([encode_sentences([t], max_length=32, cache=False, progress=False) for t in TEXTS])
     assert np.allclose(X, one_by_one, atol=1e-5)  # batching by length and padding do not change the vectors
-    assert len(list(cache.glob("text-minilm-mean-*.npy"))) == 1
+    assert len(list(cache.glob("text-minilm-mean-*.npz"))) == 1
 
     def boom(*args, **kwargs):
         raise AssertionError("the cache should have answered")
@@ -179,6 +179,18 @@ def test_encode_sentences_order_and_cache(cache, monkeypatch):
     with pytest.raises(AssertionError, match="cache"):
         encode_sentences(TEXTS, max_length=16, progress=False)  # another max_length: another key
     assert encode_sentences([], progress=False).shape == (0, 384)
+
+
+def test_clear_cache_clears_sentence_embeddings_too(cache):
+    """Regression: ``features.clear_cache()`` deleted ``*.npz`` only, while the text cache wrote ``text-*.npy`` into
+    the same folder: half the cache survived a clear. Now one cache module owns both (and the old files)."""
+    from tlcourse.features import clear_cache
+
+    encode_sentences(TEXTS[:2], max_length=16, progress=False)
+    (cache / "text-minilm-mean-0123456789abcdef01234567.npy").write_bytes(b"an old-format file")
+    (cache / "lite0-blocks-6-abcdefabcdefabcdefabcdef.npz.tmp").write_bytes(b"an interrupted write")
+    assert len(list(cache.iterdir())) == 3
+    assert clear_cache() == 3 and list(cache.iterdir()) == []
 
 
 def test_encode_sentences_needs_tokenizer_for_modules(classifier):

@@ -42,8 +42,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -57,6 +55,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from tlcourse import cache as disk_cache
 from tlcourse._plumbing import as_loader, channels_last, first_tensor, to_device
 from tlcourse.config import profile, profile_name
 from tlcourse.device import autocast, get_device
@@ -142,38 +141,25 @@ def _warn_once(key: str, message: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ the cache
 def cache_dir() -> Path:
-    """Folder of the feature cache: ``TLCOURSE_CACHE_DIR``, else ``<data home>/.cache/features``.
-
-    The data home is ``TLCOURSE_DATA_HOME``, else ``datasets/`` in the checkout (``tlcourse.data.data_home``).
-    Read from the environment at each call; the folder is created on first write.
+    """Folder of the feature cache (:func:`tlcourse.cache.cache_dir`): ``TLCOURSE_CACHE_DIR``, else
+    ``<data home>/.cache/features``.
 
     Example:
         >>> isinstance(cache_dir(), Path)
         True
     """
-    env = os.environ.get("TLCOURSE_CACHE_DIR", "").strip()
-    if env:
-        return Path(env).expanduser()
-    home = os.environ.get("TLCOURSE_DATA_HOME", "").strip()
-    base = Path(home).expanduser() if home else Path(__file__).resolve().parents[1] / "datasets"
-    return base / ".cache" / "features"
+    return disk_cache.cache_dir()
 
 
 def clear_cache() -> int:
-    """Delete every cached feature file in :func:`cache_dir`; returns how many were removed.
+    """Delete every file of the cache — image features and sentence embeddings alike (:func:`tlcourse.cache.clear`);
+    returns how many were removed.
 
     Example:
         >>> clear_cache() >= 0
         True
     """
-    folder = cache_dir()
-    if not folder.is_dir():
-        return 0
-    removed = 0
-    for path in folder.glob("*.npz"):
-        path.unlink(missing_ok=True)
-        removed += 1
-    return removed
+    return disk_cache.clear()
 
 
 def _digest_tensor(h: Any, tensor: torch.Tensor) -> None:
@@ -315,31 +301,18 @@ def _cache_key(
 
 def _cache_path(model: nn.Module, layer: str, key: str) -> Path:
     backbone = str(getattr(model, "tlcourse_backbone", type(model).__name__))
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{backbone}-{layer}")
-    return cache_dir() / f"{safe}-{key[:24]}.npz"
+    return disk_cache.file_path(f"{backbone}-{layer}", key)
 
 
 def _cache_load(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    if not path.is_file():
+    arrays = disk_cache.load(path)
+    if arrays is None or not {"features", "labels"} <= set(arrays):
         return None
-    try:
-        with np.load(path) as f:
-            return f["features"], f["labels"]
-    except (OSError, ValueError, KeyError, EOFError):  # truncated / foreign file: drop it and recompute
-        path.unlink(missing_ok=True)
-        return None
+    return arrays["features"], arrays["labels"]
 
 
 def _cache_save(path: Path, features: np.ndarray, labels: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, features=features, labels=labels)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    disk_cache.save(path, features=features, labels=labels)
 
 
 # ---------------------------------------------------------------------------------------- running the model

@@ -9,7 +9,7 @@ embeddings with an on-disk cache, a mean-pooling sentence classifier, word vecto
 * **Pooling.** :data:`POOLINGS` turns token vectors ``(B, T, H)`` into one vector per text ``(B, H)``:
   ``mean`` (attention-mask-weighted mean: how all-MiniLM-L6-v2 was trained), ``cls`` (first token), ``max``.
 * **Sentence embeddings.** :func:`encode_sentences` runs a frozen encoder over texts and pools them; results are
-  cached as ``.npy`` files in ``tlcourse.features.cache_dir()`` keyed on the weights, texts and settings.
+  cached as ``.npz`` files in the course's cache (``tlcourse.cache``) keyed on the weights, texts and settings.
   :func:`sentence_encoder` is the shared frozen copy it uses.
 * **Classifier.** :class:`SentenceClassifier` = encoder + pooling + linear head; forward returns logits, so
   ``fit`` / ``evaluate`` / ``predict`` train and score it like any other model; :func:`predict_texts` predicts
@@ -30,8 +30,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from tlcourse import cache as disk_cache
 from tlcourse.config import profile
 from tlcourse.device import get_device
 
@@ -449,10 +448,7 @@ def _encoder_of(model: nn.Module) -> nn.Module:
 
 
 def _embedding_cache_path(key: str, name: str, pooling: str) -> Path:
-    from tlcourse.features import cache_dir
-
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
-    return cache_dir() / f"text-{safe}-{pooling}-{key[:24]}.npy"
+    return disk_cache.file_path(f"text-{name}-{pooling}", key)
 
 
 def _run_encoder(encoder: nn.Module, tokenizer: Any, texts: list[str], pool: Callable, max_length: int,
@@ -522,25 +518,13 @@ def encode_sentences(
         return np.zeros((0, int(encoder.config.hidden_size)), dtype=np.float32)
     key = _digest(CACHE_FORMAT, name, weights, _tokenizer_name(tokenizer), max_length, pooling, texts)
     path = _embedding_cache_path(key, name, pooling)
-    vectors = None
-    if cache and path.is_file():
-        try:
-            vectors = np.load(path)
-        except (OSError, ValueError):  # a truncated or foreign file: recompute
-            path.unlink(missing_ok=True)
+    stored = disk_cache.load(path) if cache else None
+    vectors = stored.get("vectors") if stored else None
     if vectors is None or vectors.shape[0] != len(texts):
         vectors = _run_encoder(encoder, tokenizer, texts, pool, max_length, batch_size, dev, progress,
                                f"encode {len(texts)} texts")
         if cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.save(f, vectors)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            disk_cache.save(path, vectors=vectors)
     if normalize:
         vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
     return vectors.astype(np.float32, copy=False)
