@@ -504,3 +504,36 @@ def test_channels_last_leaves_models_without_convolutions_alone():
     two_d = nn.Sequential(nn.Conv2d(1, 1, 1))
     with channels_last(two_d, torch.device("meta")):  # neither CPU nor CUDA: untouched
         assert two_d[0].weight.is_contiguous()
+
+
+def test_fit_records_every_setting_it_was_given():
+    """Regression: ``fit(..., penalty=...)`` and ``train_bn`` were missing from the history (settings went through a
+    string-keyed dict). Every keyword of ``fit`` but the run-time ones is a ``FitSettings`` field, recorded whole."""
+    import inspect
+
+    from tlcourse.regularize import L2SP
+    from tlcourse.train import FitSettings
+
+    runtime = {"device", "progress", "callbacks"}
+    keywords = {n for n, p in inspect.signature(fit).parameters.items() if p.kind is p.KEYWORD_ONLY} - runtime
+    assert keywords == set(FitSettings.__dataclass_fields__)
+    net = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    x = torch.randn(32, 2)
+    data = TensorDataset(x, (x[:, 0] > 0).long())
+    given = {"epochs": 2, "lr": 0.05, "optimizer": "sgd", "weight_decay": 0.5, "momentum": 0.5,
+             "scheduler": "cosine", "early_stopping": "train_loss", "metrics": ("accuracy",),
+             "class_weights": [1.0, 2.0], "grad_clip": 1.0, "amp": False, "batch_size": 8, "seed": 3,
+             "train_bn": False, "penalty": L2SP(net), "loss_fn": None}
+    assert set(given) == keywords  # a new keyword must be added here, and then it is checked below
+    h = fit(net, data, data, progress=False, device="cpu", **given)
+    recorded = h.meta["settings"]
+    for name, value in given.items():
+        if name == "early_stopping":
+            assert recorded[name]["metric"] == value
+        elif name == "penalty":
+            assert recorded[name] == repr(value)
+        elif name == "metrics":
+            assert recorded[name] == list(value)
+        else:
+            assert recorded[name] == value, name
+    assert h.meta["train_bn"] is False and h.meta["penalty"] == repr(given["penalty"])

@@ -40,6 +40,7 @@ from tlcourse.device import autocast, get_device, seed_everything
 from tlcourse.history import EarlyStopping, History, _is_number, _jsonable
 
 __all__ = [
+    "FitSettings",
     "History",
     "EarlyStopping",
     "LRFinderResult",
@@ -365,28 +366,25 @@ class _Run:
     stop: bool = False  # a callback asks the loop to stop after this batch / epoch
 
 
-def _setup(model: nn.Module, train_data: Data, *, lr: float | Sequence[Mapping[str, Any]], optimizer: str,
-           weight_decay: float, momentum: float, class_weights: Any, loss_fn: Callable[..., torch.Tensor] | None,
-           amp: bool | None, device: torch.device | str | None, batch_size: int | None, seed: int | None,
-           grad_clip: float | None = None, train_bn: bool = True,
-           penalty: Callable[[nn.Module], torch.Tensor] | None = None) -> _Run:
+def _setup(model: nn.Module, train_data: Data, settings: FitSettings, device: torch.device | str | None) -> _Run:
     """Device, seed, shuffled loader, trainable parameter groups, optimizer, loss scaler and loss."""
-    opt_factory = choose(OPTIMIZERS, optimizer, "optimizer")
-    if grad_clip is not None and grad_clip <= 0:
-        raise ValueError(f"grad_clip must be a positive max norm, got {grad_clip}")
+    s = settings
+    opt_factory = choose(OPTIMIZERS, s.optimizer, "optimizer")
+    if s.grad_clip is not None and s.grad_clip <= 0:
+        raise ValueError(f"grad_clip must be a positive max norm, got {s.grad_clip}")
     dev = get_device(device)
-    if seed is not None:
-        seed_everything(seed)
-    loader = as_loader(train_data, batch_size, dev, shuffle=True)
+    if s.seed is not None:
+        seed_everything(s.seed)
+    loader = as_loader(train_data, s.batch_size, dev, shuffle=True)
     model.to(dev)
-    groups, base_lr = _param_groups(model, lr)
-    use_amp = _resolve_amp(amp, dev)
+    groups, base_lr = _param_groups(model, s.lr)
+    use_amp = _resolve_amp(s.amp, dev)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())  # bf16: none
-    criterion = _make_loss(loss_fn, class_weights, dev)
-    opt = opt_factory(groups, base_lr, weight_decay, momentum)
+    criterion = _make_loss(s.loss_fn, s.class_weights, dev)
+    opt = opt_factory(groups, base_lr, s.weight_decay, s.momentum)
     trainable = [p for g in groups for p in g["params"]]
-    return _Run(model, dev, loader, opt, criterion, scaler, use_amp, groups, base_lr, trainable, grad_clip, train_bn,
-                penalty)
+    return _Run(model, dev, loader, opt, criterion, scaler, use_amp, groups, base_lr, trainable, s.grad_clip,
+                s.train_bn, s.penalty)
 
 
 def _train_step(run: _Run, batch: Batch) -> float:
@@ -616,23 +614,71 @@ def _monitor(early_stopping: EarlyStopping | None, metric_names: Sequence[str], 
     return early_stopping or EarlyStopping(metric=monitor, restore_best=False)
 
 
-def _meta(run: _Run, val_loader: DataLoader | None, lr: Any, settings: dict[str, Any]) -> dict[str, Any]:
-    """The exact settings of a run, as recorded in ``History.meta``."""
+@dataclass(frozen=True)
+class FitSettings:
+    """Every hyper-parameter of one :func:`fit` run (its keyword arguments but the run-time ones: device,
+    progress bar, callbacks), recorded whole in ``History.meta["settings"]``.
+
+    Example:
+        >>> s = FitSettings(epochs=3, lr=0.01, train_bn=False)
+        >>> s.record()["train_bn"], s.record()["epochs"], s.record()["penalty"]
+        (False, 3, None)
+    """
+
+    epochs: int
+    lr: float | Sequence[Mapping[str, Any]] = 1e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    scheduler: str | None = None
+    early_stopping: EarlyStopping | None = None
+    metrics: tuple[str, ...] = ("accuracy",)
+    class_weights: Any = None
+    loss_fn: Callable[..., torch.Tensor] | None = None
+    grad_clip: float | None = None
+    amp: bool | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    train_bn: bool = True
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The settings as JSON: numbers and names as they are, a callable by its ``repr``, parameter groups by
+        their names and rates, an early-stopping rule by its fields."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, EarlyStopping):
+                value = asdict(value)
+            elif name == "lr" and not isinstance(value, int | float):
+                value = [{"name": g.get("name"), "lr": g.get("lr")} for g in value]
+            elif name == "class_weights" and value is not None:
+                value = np.asarray(value).tolist()
+            elif callable(value):
+                value = repr(value)
+            out[name] = value
+        return _jsonable(out)
+
+
+def _meta(run: _Run, val_loader: DataLoader | None, settings: FitSettings) -> dict[str, Any]:
+    """What a run was and did, as recorded in ``History.meta``: the settings whole, and what they resolved to."""
     return _jsonable({
         "model": type(run.model).__name__,
-        "optimizer": str(settings["optimizer"]).lower(),
-        "lr": run.base_lr if isinstance(lr, int | float) else None,
+        "optimizer": str(settings.optimizer).lower(),
+        "lr": run.base_lr if isinstance(settings.lr, int | float) else None,
         "param_groups": [{"name": g["name"], "lr": g["lr"], "n_params": sum(p.numel() for p in g["params"])}
                          for g in run.groups],
-        "weight_decay": settings["weight_decay"], "momentum": settings["momentum"],
-        "scheduler": settings["scheduler"], "epochs": settings["epochs"],
+        "weight_decay": settings.weight_decay, "momentum": settings.momentum,
+        "scheduler": settings.scheduler, "epochs": settings.epochs,
         "batch_size": run.loader.batch_size, "steps_per_epoch": len(run.loader),
         "train_size": _dataset_len(run.loader), "val_size": _dataset_len(val_loader) if val_loader else None,
-        "early_stopping": asdict(settings["early_stopping"]) if settings["early_stopping"] else None,
-        "metrics": settings["metrics"], "loss": _loss_name(settings["loss_fn"], settings["class_weights"]),
-        "class_weights": None if settings["class_weights"] is None else np.asarray(settings["class_weights"]).tolist(),
-        "grad_clip": run.grad_clip, "amp": run.use_amp, "device": str(run.device), "seed": settings["seed"],
+        "early_stopping": asdict(settings.early_stopping) if settings.early_stopping else None,
+        "metrics": list(settings.metrics), "loss": _loss_name(settings.loss_fn, settings.class_weights),
+        "class_weights": None if settings.class_weights is None else np.asarray(settings.class_weights).tolist(),
+        "grad_clip": run.grad_clip, "amp": run.use_amp, "device": str(run.device), "seed": settings.seed,
+        "train_bn": settings.train_bn, "penalty": repr(settings.penalty) if settings.penalty else None,
         "trainable_params": sum(p.numel() for p in run.trainable),
+        "settings": settings.record(),
     })
 
 
@@ -697,14 +743,13 @@ def fit(
     if n_epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {n_epochs}")
     watcher = _monitor(early_stopping, metric_names, val_data is not None)
-    run = _setup(model, train_data, lr=lr, optimizer=optimizer, weight_decay=weight_decay, momentum=momentum,
-                 class_weights=class_weights, loss_fn=loss_fn, amp=amp, device=device, batch_size=batch_size,
-                 seed=seed, grad_clip=grad_clip, train_bn=train_bn, penalty=penalty)
+    settings = FitSettings(epochs=n_epochs, lr=lr, optimizer=optimizer, weight_decay=weight_decay, momentum=momentum,
+                           scheduler=scheduler, early_stopping=early_stopping, metrics=tuple(metric_names),
+                           class_weights=class_weights, loss_fn=loss_fn, grad_clip=grad_clip, amp=amp,
+                           batch_size=batch_size, seed=seed, train_bn=train_bn, penalty=penalty)
+    run = _setup(model, train_data, settings, device)
     val_loader = as_loader(val_data, batch_size, run.device) if val_data is not None else None
-    history = History(meta=_meta(run, val_loader, lr, {
-        "optimizer": optimizer, "weight_decay": weight_decay, "momentum": momentum, "scheduler": scheduler,
-        "epochs": n_epochs, "early_stopping": early_stopping, "metrics": metric_names, "loss_fn": loss_fn,
-        "class_weights": class_weights, "seed": seed, "penalty": repr(penalty) if penalty else None}))
+    history = History(meta=_meta(run, val_loader, settings))
     sched = sched_factory(run.optimizer, n_epochs, len(run.loader)) if sched_factory else None
     steps = [_Diverged(), _BestEpoch(watcher, early_stopping, n_epochs),
              _Progress(progress, n_epochs, metric_names[0] if metric_names else None),
@@ -970,9 +1015,9 @@ def lr_find(
         raise ValueError(f"num_iter must be >= 2, got {num_iter}")
     if not 0 <= smooth < 1:
         raise ValueError(f"smooth must be in [0, 1), got {smooth}")
-    run = _setup(model, train_data, lr=start_lr, optimizer=optimizer, weight_decay=weight_decay,
-                 momentum=momentum, class_weights=class_weights, loss_fn=loss_fn, amp=amp, device=device,
-                 batch_size=batch_size, seed=seed)
+    run = _setup(model, train_data, FitSettings(epochs=1, lr=start_lr, optimizer=optimizer, weight_decay=weight_decay,
+                                                momentum=momentum, class_weights=class_weights, loss_fn=loss_fn,
+                                                amp=amp, batch_size=batch_size, seed=seed), device)
     saved_state = copy.deepcopy(model.state_dict())
     saved_modes = {name: m.training for name, m in model.named_modules()}
     sweep = _LRSweep(start_lr, (end_lr / start_lr) ** (1 / (num_iter - 1)), smooth, diverge, progress, num_iter)
