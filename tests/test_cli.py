@@ -63,3 +63,15 @@ def test_data_fetch_offline_is_actionable(tmp_path: Path) -> None:
     res = _run(["data", "fetch", "breastmnist", "--quiet"], tmp_path, None)
     assert res.returncode == 1
     assert "TLCOURSE_DATA_MIRROR" in res.stderr and "zenodo" in res.stderr
+
+
+def test_doctor_requires_the_python_the_package_requires() -> None:
+    """Regression: doctor accepted Python 3.10 while pyproject.toml requires 3.11."""
+    import tomllib
+
+    from tlcourse.cli import python_supported, required_python
+
+    declared = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert required_python() == declared["requires-python"]
+    assert not python_supported((3, 10, 14)) and not python_supported((3, 9, 0))
+    assert python_supported((3, 11, 0)) and python_supported((3, 12, 3))

@@ -49,15 +49,43 @@ def _section(title: str, checks: list[Check]) -> str:
     return "\n".join([title, *(c.line() for c in checks)])
 
 
+def required_python() -> str:
+    """The Python versions the package supports, as its metadata says (``requires-python`` of pyproject.toml).
+
+    Example:
+        >>> required_python()
+        '>=3.11'
+    """
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        return metadata("tlcourse")["Requires-Python"] or ">=3.11"
+    except PackageNotFoundError:  # a checkout on sys.path, not installed
+        return ">=3.11"
+
+
+def python_supported(version: tuple[int, ...], spec: str | None = None) -> bool:
+    """Whether a Python ``version`` (``sys.version_info[:3]``) meets ``spec`` (default :func:`required_python`).
+
+    Example:
+        >>> python_supported((3, 10, 14), ">=3.11"), python_supported((3, 11, 0), ">=3.11")
+        (False, True)
+    """
+    from packaging.specifiers import SpecifierSet
+
+    return ".".join(map(str, version)) in SpecifierSet(spec or required_python())
+
+
 def _system_checks() -> list[Check]:
     import torch
 
     from tlcourse.config import profile
     from tlcourse.device import describe_device, get_device
 
-    py_ok = sys.version_info >= (3, 10)
+    py_ok = python_supported(tuple(sys.version_info[:3]))
     checks = [
-        Check("python", py_ok, f"{platform.python_version()} ({sys.executable})"),
+        Check("python", py_ok, f"{platform.python_version()} ({sys.executable})"
+              + ("" if py_ok else f": the course needs Python {required_python()}")),
         Check("torch", True, f"{torch.__version__} (CUDA build {torch.version.cuda or 'none'})"),
         Check("cuda", torch.cuda.is_available(),
               torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (CPU is fine)",
