@@ -56,7 +56,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_lab(root: Path, base: Path, env_extra: dict[str, str]) -> Iterator[tuple[str, str]]:
+def running_lab(root: Path, base: Path, env_extra: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
     """JupyterLab serving ``root`` on 127.0.0.1 with a fresh token; yields (base URL, token), then stops it."""
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, **env_extra)
@@ -65,7 +65,7 @@ def running_lab(root: Path, base: Path, env_extra: dict[str, str]) -> Iterator[t
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
          f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False"],
+         "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False", *args],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -180,12 +180,39 @@ def test_lesson_runs_in_jupyterlab(lab: str, tmp_path: Path) -> None:
             expect(table).not_to_have_text(before, timeout=30_000)  # the widget's kernel callback ran
 
             page.screenshot(path=str(shot), full_page=False)
-            assert page.get_by_text("official Jupyter news").count() == 0, "the news prompt covers the lesson"
+            assert page.get_by_text(NEWS_PROMPT).count() == 0, "the news prompt covers the lesson"
         finally:
             browser.close()
     assert not remote, f"requests that fail offline: {sorted(set(remote))[:5]}"
     assert shot.stat().st_size > 10_000, "the screenshot is empty"
     shutil.copyfile(shot, tmp_path / shot.name)
+
+
+NEWS_PROMPT = "official Jupyter news"
+
+
+def test_the_news_check_sees_the_prompt_without_the_course_overrides(tmp_path: Path) -> None:
+    """The calm-start check above can fail: the same JupyterLab, with an empty settings folder instead of the
+    course's overrides, shows the news prompt that the check looks for."""
+    from playwright.sync_api import sync_playwright
+
+    _need_browser()
+    root, empty = tmp_path / "root", tmp_path / "no-overrides"
+    root.mkdir()
+    empty.mkdir()
+    (tmp_path / "lab-settings").mkdir()
+    env = {"JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
+    with running_lab(root, tmp_path, env, (f"--LabApp.app_settings_dir={empty}",)) as (base_url, token), \
+            sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{base_url}/lab?token={token}", wait_until="domcontentloaded", timeout=120_000)
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=120_000)
+            page.get_by_text(NEWS_PROMPT).first.wait_for(timeout=60_000)  # raises if it never shows
+        finally:
+            browser.close()
 
 
 # ------------------------------------------------------------------------------------------- the formgrader
