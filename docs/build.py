@@ -44,7 +44,7 @@ PROFILES = ("grading", "cpu", "gpu")
 EXECUTION_VERSION = "1"
 #: the toolkit's public modules, one API page each (``tlcourse.grading`` is the instructors' life cycle)
 API_MODULES = ("config", "device", "threads", "models", "freeze", "data", "cache", "features", "trunk", "history", "train", "stats",
-               "regularize", "adapt", "dense", "text", "viz", "record", "quiz", "grading")
+               "regularize", "adapt", "dense", "text", "viz", "record", "quiz", "launch", "grading")
 API_INTRO = """# The `tlcourse` toolkit
 
 The support package of the course: one module per job (registries of backbones and datasets, freezing, features,
@@ -64,6 +64,9 @@ class Site:
     cache: Path
     work: Path  # Sphinx source and doctree folders
     cell_timeout: int = 1800
+    hub: str | None = None  # a class's JupyterHub: each lesson page gets an nbgitpuller link to open it there
+    class_repo: str | None = None  # ... cloning this class repository (tlcourse publish), at ``branch``
+    branch: str = "main"
 
     @property
     def name(self) -> str:
@@ -152,7 +155,17 @@ def _banner(name: str, site: Site) -> str:
             f"noise, ✗ did not hold) are from that run, so numbers differ from run to run and machine to machine. "
             f"Run it yourself: download "
             f"{{download}}`the exercise notebook <../notebooks/{name}.ipynb>` and follow the "
-            f"[set-up](../index.md#set-up).\n```")
+            f"[set-up](../index.md#set-up).{_hub_link(name, site)}\n```")
+
+
+def _hub_link(name: str, site: Site) -> str:
+    """A sentence with the nbgitpuller link that opens the lesson on the class's hub (none without a hub)."""
+    if not (site.hub and site.class_repo):
+        return ""
+    from tlcourse.launch import gitpuller_url
+
+    url = gitpuller_url(site.hub, site.class_repo, site.branch, f"lessons/{name}/{name}.ipynb")
+    return f" Or [open it on your class's JupyterHub]({url}): one click logs you in and opens this lesson."
 
 
 def lesson_pages(site: Site, src: Path, log: Any = print) -> list[str]:
@@ -254,10 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "_build" / ".nbcache", help="executed notebooks")
     parser.add_argument("--work", type=Path, default=ROOT / "_build", help="Sphinx source and doctree folders")
     parser.add_argument("--cell-timeout", type=int, default=1800, help="seconds one cell may run")
+    parser.add_argument("--hub", default=None, help="a class JupyterHub's URL: lesson pages link to it (nbgitpuller)")
+    parser.add_argument("--class-repo", default=None, help="the class repository the hub links clone")
+    parser.add_argument("--branch", default="main", help="the class repository's branch")
     args = parser.parse_args(argv)
+    if bool(args.hub) != bool(args.class_repo):
+        parser.error("--hub and --class-repo go together")
     out = args.out or ROOT / "_build" / ("html" if args.solutions else "html-class")
     build(Site(args.profile, args.solutions, out.resolve(), args.cache.resolve(), args.work.resolve(),
-               args.cell_timeout))
+               args.cell_timeout, args.hub, args.class_repo, args.branch))
     return 0
 
 

@@ -75,3 +75,29 @@ def test_doctor_requires_the_python_the_package_requires() -> None:
     assert required_python() == declared["requires-python"]
     assert not python_supported((3, 10, 14)) and not python_supported((3, 9, 0))
     assert python_supported((3, 11, 0)) and python_supported((3, 12, 3))
+
+
+def test_links_give_one_nbgitpuller_link_per_lesson(tmp_path: Path) -> None:
+    """`tlcourse links`: one link per lesson, each a git-pull URL nbgitpuller reads back to the same repo, branch,
+    folder and lesson; bad URLs are refused with a message, not turned into links."""
+    import csv
+    import io
+    from urllib.parse import parse_qs, urlsplit
+
+    lessons = sorted(p.parent.name for p in (Path(__file__).resolve().parents[1] / "lessons").glob("*/*.ipynb")
+                     if p.stem == p.parent.name)
+    res = _run(["links", "--hub", "https://hub.example.edu/", "--repo", "https://git.example.edu/c/tl.git",
+                "--branch", "spring", "--format", "csv"], tmp_path, None)
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert [r["lesson"] for r in rows] == lessons
+    for row in rows:
+        url = urlsplit(row["url"])
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        assert (url.netloc, url.path) == ("hub.example.edu", "/hub/user-redirect/git-pull")
+        assert query == {"repo": "https://git.example.edu/c/tl.git", "branch": "spring", "targetpath": "tl",
+                         "urlpath": f"lab/tree/tl/lessons/{row['lesson']}/{row['lesson']}.ipynb"}
+    html = _run(["links", "--hub", "https://h.edu", "--repo", "https://g.edu/r", "--format", "html"], tmp_path, None)
+    assert html.stdout.count("<li><a href=") == len(lessons) and "&amp;branch=main" in html.stdout
+    bad = _run(["links", "--hub", "hub.example.edu", "--repo", "https://g.edu/r"], tmp_path, None)
+    assert bad.returncode == 2 and "full URL" in bad.stderr and "Traceback" not in bad.stderr

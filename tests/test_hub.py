@@ -11,6 +11,7 @@ cannot read each other's files. Everything made â€” users, processes, folders â€
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -223,6 +224,69 @@ def _fetch_feedback(hub: Hub, browser, user: str) -> str:
     page.screenshot(path=str(ARTIFACTS / f"{user}-feedback.png"))
     page.close()
     return text
+
+
+@contextlib.contextmanager
+def _class_repository(base: Path) -> Iterator[str]:
+    """A class repository (the released warm-up) served read-only by ``git daemon`` on loopback; yields its URL.
+    (A daemon, not a file:// path: git refuses to clone a local repository owned by another user.)"""
+    work, served = base / "class-work", base / "git"
+    shutil.copytree(REPO / "lessons" / WARMUP, work / "lessons" / WARMUP)
+    (work / "README.md").write_text("the class copy\n")
+    git = ["git", "-c", "user.name=course", "-c", "user.email=course@example.invalid"]
+    _sh(*git, "init", "-q", "-b", "main", str(work))
+    _sh(*git, "-C", str(work), "add", "-A")
+    _sh(*git, "-C", str(work), "commit", "-q", "-m", "the class copy")
+    _sh("git", "clone", "-q", "--bare", str(work), str(served / "class.git"))
+    port = _free_port()
+    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={served}",
+                               "--listen=127.0.0.1", f"--port={port}", str(served)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while _sh("git", "ls-remote", f"git://127.0.0.1:{port}/class.git", check=False).returncode != 0:
+            assert time.monotonic() < deadline and daemon.poll() is None, "git daemon did not start"
+            time.sleep(0.3)
+        yield f"git://127.0.0.1:{port}/class.git"
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+def test_a_lesson_link_opens_the_lesson_on_the_hub(hub: Hub, tmp_path: Path) -> None:
+    """`tlcourse links` (nbgitpuller): a student clicks the lesson's link, logs in, and lands in that lesson, cloned
+    into their home; a second click keeps their edits."""
+    from playwright.sync_api import sync_playwright
+
+    from tlcourse.launch import gitpuller_url
+
+    student = STUDENTS[0]
+    lesson = f"lessons/{WARMUP}/{WARMUP}.ipynb"
+    home = Path(pwd.getpwnam(student).pw_dir)
+    with _class_repository(hub.base) as repo, sync_playwright() as pw:
+        link = gitpuller_url(hub.url, repo, "main", lesson, target="tlcourse")
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(link, wait_until="domcontentloaded", timeout=60_000)  # not logged in: the hub asks first
+            page.fill("input[name=username]", student)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("input[type=submit], button[type=submit]")
+            page.wait_for_url(f"**/user/{student}/lab/tree/tlcourse/{lesson}*", timeout=180_000)
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                                   f"&& window.jupyterapp.shell.currentWidget.context.path === 'tlcourse/{lesson}'",
+                                   timeout=120_000)
+            cloned = home / "tlcourse" / lesson
+            assert cloned.is_file() and cloned.stat().st_uid == pwd.getpwnam(student).pw_uid
+            edited = cloned.read_text() + "\n"  # the student's own change
+            cloned.write_text(edited)
+            page.goto(link, wait_until="domcontentloaded", timeout=60_000)  # a second click: an update, no clobber
+            page.wait_for_url(f"**/user/{student}/lab/tree/tlcourse/{lesson}*", timeout=180_000)
+            assert cloned.read_text() == edited
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{student}-link.png"))
+        finally:
+            browser.close()
 
 
 def test_a_class_on_jupyterhub(hub: Hub, tmp_path: Path) -> None:

@@ -95,6 +95,23 @@ def test_cache_key_follows_its_inputs(tmp_path: Path) -> None:
     assert site_build.cache_key(other, "grading", root=tmp_path) == key
 
 
+def test_lesson_pages_link_to_the_class_hub_when_given_one(tmp_path: Path) -> None:
+    """`--hub` and `--class-repo`: each lesson's banner opens the lesson on the class's JupyterHub (nbgitpuller);
+    without them, no hub link (a public site does not know the class)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    plain = site_build.Site("grading", False, tmp_path, tmp_path, tmp_path)
+    assert "JupyterHub" not in site_build._banner("03_fine_tuning", plain)
+    hub = site_build.Site("grading", False, tmp_path, tmp_path, tmp_path, hub="https://hub.example.edu",
+                          class_repo="https://git.example.edu/class/tlcourse.git", branch="spring")
+    banner = site_build._banner("03_fine_tuning", hub)
+    (url,) = re.findall(r"\]\((https://hub\.example\.edu/[^)]+)\)", banner)
+    query = parse_qs(urlsplit(url).query)
+    assert urlsplit(url).path == "/hub/user-redirect/git-pull"
+    assert query["repo"] == ["https://git.example.edu/class/tlcourse.git"] and query["branch"] == ["spring"]
+    assert query["urlpath"] == ["lab/tree/tlcourse/lessons/03_fine_tuning/03_fine_tuning.ipynb"]
+
+
 def test_pages_exist(built: Built) -> None:
     for site in (built.selfpaced, built.classsite):
         expected = ["index.html", "benchmarks.html", "api/index.html", "search.html",

@@ -2,7 +2,7 @@
 
 Submodules (one job each; the map is ``ARCHITECTURE.md``): ``config``, ``device``, ``threads``, ``models``,
 ``freeze``, ``data``, ``cache``, ``features``, ``train``, ``history``, ``adapt``, ``dense``, ``viz``, ``text``,
-``record``, ``quiz``, ``lab``, ``grading``, ``cli``.
+``record``, ``quiz``, ``lab``, ``launch``, ``grading``, ``cli``.
 Everything is imported lazily, so ``import tlcourse`` is instant and ``tlcourse.models`` works without an
 explicit import.
 
@@ -44,7 +44,7 @@ _SHORTCUTS = {
 }
 _SUBMODULES = {
     "config", "device", "models", "freeze", "data", "features", "train", "history", "adapt", "dense", "viz",
-    "text", "trunk", "regularize", "stats", "quiz", "grading", "cli", "threads", "lab", "cache",
+    "text", "trunk", "regularize", "stats", "quiz", "grading", "cli", "threads", "lab", "cache", "launch",
 }
 
 

@@ -265,10 +265,37 @@ def _add_lab_settings(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_lab_settings)
 
 
+def _cmd_links(args: argparse.Namespace) -> int:
+    from tlcourse.launch import lesson_links, write_links
+
+    try:
+        print(write_links(lesson_links(args.hub, args.repo, args.branch, args.target), args.format), end="")
+    except ValueError as exc:
+        print(f"tlcourse links: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_links(sub: argparse._SubParsersAction) -> None:
+    from tlcourse.launch import FORMATS
+
+    p = sub.add_parser("links", help="nbgitpuller links that open each lesson on your JupyterHub (for the LMS)",
+                       description="One link per lesson: a click logs the student in to the hub, clones (or updates) "
+                                   "the class repository in their home and opens the lesson in JupyterLab.")
+    p.add_argument("--hub", required=True, help="the hub's URL, e.g. https://hub.example.edu")
+    p.add_argument("--repo", required=True, help="the class repository students clone (tlcourse publish), never "
+                                                 "the one with solutions")
+    p.add_argument("--branch", default="main")
+    p.add_argument("--target", default=None, help="the folder in the student's home (default: the repo's name)")
+    p.add_argument("--format", choices=sorted(FORMATS), default="md")
+    p.set_defaults(func=_cmd_links)
+
+
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "doctor": _add_doctor,
     "data": _add_data,
     "lab-settings": _add_lab_settings,
+    "links": _add_links,
 }
 
 

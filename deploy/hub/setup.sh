@@ -22,7 +22,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 grep -hv '^-r ' "$src/requirements.txt" "$src/requirements-dev.txt" > "$work/pins.txt"  # both locks' pins
 if [ "${1:-}" = "--light" ]; then
-  "$env_dir/bin/python" -m pip install --quiet -c "$work/pins.txt" jupyterhub jupyterlab notebook nbgrader
+  "$env_dir/bin/python" -m pip install --quiet -c "$work/pins.txt" jupyterhub jupyterlab notebook nbgrader nbgitpuller
 else
   "$env_dir/bin/python" -m pip install --quiet -r "$src/requirements.txt" -c "$work/pins.txt" jupyterhub
 fi
