@@ -39,6 +39,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 PREFIX = "tlchub"  # every user and group this test makes starts with it
 INSTRUCTOR, STUDENTS = f"{PREFIX}-instr", (f"{PREFIX}-alice", f"{PREFIX}-bob")
 PASSWORD = secrets.token_hex(12)
+MEM_LIMIT_MB = 768  # each user's server and kernels (the light environment has no torch: plenty)
 ARTIFACTS = REPO / "test-artifacts" / "hub"
 
 pytestmark = pytest.mark.slow
@@ -139,6 +140,7 @@ def hub() -> Iterator[Hub]:
                        TLCOURSE_HUB_AUTH="dummy", TLCOURSE_HUB_PASSWORD=PASSWORD,
                        TLCOURSE_HUB_USERS=",".join([INSTRUCTOR, *STUDENTS]), TLCOURSE_HUB_ADMINS=INSTRUCTOR,
                        TLCOURSE_HUB_SPAWNER_ARGS="--LabApp.expose_app_in_browser=True",
+                       TLCOURSE_HUB_MEM_LIMIT=f"{MEM_LIMIT_MB}M", TLCOURSE_HUB_CPU_LIMIT="1",
                        PATH=f"{env_dir}/bin:{os.environ['PATH']}")
         log = open(base / "hub.log", "w")  # noqa: SIM115 - closed at the end
         started = time.monotonic()
@@ -285,6 +287,52 @@ def test_a_lesson_link_opens_the_lesson_on_the_hub(hub: Hub, tmp_path: Path) -> 
             assert cloned.read_text() == edited
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"{student}-link.png"))
+        finally:
+            browser.close()
+
+
+_BOMB = """async (code) => {
+  const kernel = await window.jupyterapp.serviceManager.kernels.startNew({name: 'python3'});
+  const future = kernel.requestExecute({code});
+  const timeout = new Promise(resolve => setTimeout(() => resolve('no reply'), 90000));
+  const reply = await Promise.race([future.done.then(r => r.content.status, e => 'failed: ' + e), timeout]);
+  return reply;
+}"""
+
+
+def test_a_memory_bomb_kills_only_its_own_kernel(hub: Hub, tmp_path: Path) -> None:
+    """Each server lives in its own cgroup with the hub's mem_limit (tlcourse.hubspawner.LimitedSpawner): a cell
+    that allocates far more than the limit is killed by the OOM killer inside that student's group; their server
+    answers on, and the other student's kernel runs untouched."""
+    from playwright.sync_api import sync_playwright
+
+    from tlcourse.grading.sandbox import Cgroup
+    from tlcourse.hubspawner import GROUP, cgroup_name
+
+    bomber, neighbour = STUDENTS
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            pages = {}
+            for user in (bomber, neighbour):
+                pages[user] = browser.new_context().new_page()
+                _login(pages[user], hub, user)
+            root = Path("/sys/fs/cgroup")  # v1: one folder per controller; v2: one folder
+            groups = {u: [p for p in (root / "memory" / GROUP / cgroup_name(u), root / "pids" / GROUP / cgroup_name(u),
+                                      root / "cpu" / GROUP / cgroup_name(u), root / GROUP / cgroup_name(u))
+                          if p.is_dir()] for u in (bomber, neighbour)}
+            assert all(groups.values()), f"each server in a cgroup of its own: {groups}"
+            limit = [p / f for p in groups[bomber] for f in ("memory.limit_in_bytes", "memory.max")
+                     if (p / f).is_file()]
+            assert limit and int(limit[0].read_text()) == MEM_LIMIT_MB * 1024 * 1024
+            reply = pages[bomber].evaluate(_BOMB, f"hog = bytearray({3 * MEM_LIMIT_MB} * 1024 * 1024)")
+            assert reply != "ok", "the allocation cannot succeed under the limit"
+            assert Cgroup(groups[bomber]).out_of_memory(), "the OOM killer acted inside the bomber's group"
+            assert not Cgroup(groups[neighbour]).out_of_memory()
+            alive = pages[bomber].evaluate("async () => { await window.jupyterapp.serviceManager.kernels"
+                                           ".refreshRunning(); return 'answers'; }")
+            assert alive == "answers", "the bomber's server survives its kernel"
+            assert pages[neighbour].evaluate(_BOMB, "x = sum(range(10**6))") == "ok", "the neighbour's kernel runs"
         finally:
             browser.close()
 

@@ -31,7 +31,9 @@ else:
     c.PAMAuthenticator.admin_groups = {INSTRUCTORS}
 
 # each user's server: the course environment, JupyterLab with nbgrader's Assignments tab, the course settings
-c.JupyterHub.spawner_class = "localprocess"  # or systemdspawner (pip install jupyterhub-systemdspawner) for limits
+# LimitedSpawner: LocalProcessSpawner with each server (and its kernels) in a cgroup holding mem_limit, cpu_limit
+# and a process cap, so one student's memory bomb kills their own kernel, not the host (tlcourse/hubspawner.py)
+c.JupyterHub.spawner_class = "tlcourse.hubspawner.LimitedSpawner"
 c.Spawner.cmd = [f"{ENV}/bin/jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"
 c.Spawner.notebook_dir = "~"
@@ -44,5 +46,6 @@ c.Spawner.environment = {
     "TRANSFORMERS_OFFLINE": "1",
     "JUPYTER_PATH": f"{ENV}/share/jupyter",
 }
-c.Spawner.cpu_limit = 2  # honoured by spawners that can enforce it (systemd, Kubernetes)
-c.Spawner.mem_limit = "6G"
+c.Spawner.cpu_limit = float(os.environ.get("TLCOURSE_HUB_CPU_LIMIT", "2"))  # cores' worth of CPU time per user
+c.Spawner.mem_limit = os.environ.get("TLCOURSE_HUB_MEM_LIMIT", "6G")  # the server, its kernels and their threads
+c.LimitedSpawner.max_processes = 512

@@ -58,6 +58,7 @@ class Limits:
     file_mb: int = 512  # the largest single file
     output_mb: int = 64  # the result the worker hands back
     open_files: int = 1024
+    cpus: float | None = None  # a CPU quota (cores' worth), where a cgroup enforces it; None: no quota
 
 
 @dataclass
@@ -153,8 +154,12 @@ class Cgroup:
 
     def enter(self) -> None:
         """Move the calling process into the group (run in the child, before exec)."""
+        self.add(os.getpid())
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into the group (its later children are born there)."""
         for path in self.paths:
-            (path / "cgroup.procs").write_text(str(os.getpid()))
+            (path / "cgroup.procs").write_text(str(pid))
 
     def out_of_memory(self) -> bool:
         """Whether the memory limit killed a process of the group."""
@@ -194,14 +199,17 @@ class Cgroup:
                 path.rmdir()
 
 
+CPU_PERIOD_US = 100_000  # the CFS period a CPU quota is a share of
 GROUP = "tlcourse-grade"  # the cgroup (or, v1, the cgroup of each controller) that holds one child per submission
 
 
-def _v1(name: str, limits: Limits, root: Path) -> Cgroup | None:
-    """v1: a child of ``<controller>/tlcourse-grade`` for memory and pids. As root the folders are made; a grader
-    account needs them made once by root and handed over (``chown -R grader``): v1 lets the owner move its own
-    processes in."""
-    bases = [root / "memory" / GROUP, root / "pids" / GROUP]
+def _v1(name: str, limits: Limits, root: Path, group: str = GROUP) -> Cgroup | None:
+    """v1: a child of ``<controller>/tlcourse-grade`` for memory and pids (and cpu with a quota). As root the
+    folders are made; a grader account needs them made once by root and handed over (``chown -R grader``): v1 lets
+    the owner move its own processes in."""
+    bases = [root / "memory" / group, root / "pids" / group]
+    if limits.cpus:
+        bases.append(root / "cpu" / group)
     if not all(os.access(b, os.W_OK) or os.access(b.parent, os.W_OK) for b in bases):
         return None
     made = []
@@ -215,6 +223,9 @@ def _v1(name: str, limits: Limits, root: Path) -> Cgroup | None:
         with contextlib.suppress(OSError):  # no swap beyond the limit, where swap accounting exists
             (made[0] / "memory.memsw.limit_in_bytes").write_text(limit)
         (made[1] / "pids.max").write_text(str(limits.processes))
+        if limits.cpus:
+            (made[2] / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            (made[2] / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * CPU_PERIOD_US)))
     except OSError:
         Cgroup(made).remove()
         return None
@@ -237,40 +248,43 @@ def _own_cgroup(root: Path, proc_cgroup: Path = Path("/proc/self/cgroup")) -> Pa
     return None
 
 
-def _v2_parent(root: Path) -> Path | None:
-    """Where the per-submission groups go: ``/sys/fs/cgroup/tlcourse-grade`` as root, else a delegated cgroup."""
-    if os.access(root, os.W_OK) or os.access(root / GROUP, os.W_OK):
-        return root / GROUP
+def _v2_parent(root: Path, group: str = GROUP) -> Path | None:
+    """Where the per-submission groups go: ``/sys/fs/cgroup/<group>`` as root, else a delegated cgroup."""
+    if os.access(root, os.W_OK) or os.access(root / group, os.W_OK):
+        return root / group
     return _own_cgroup(root)
 
 
-def _v2(name: str, limits: Limits, root: Path) -> Cgroup | None:
-    parent = _v2_parent(root)
+def _v2(name: str, limits: Limits, root: Path, group: str = GROUP) -> Cgroup | None:
+    parent = _v2_parent(root, group)
     if parent is None:
         return None
     try:
         parent.mkdir(exist_ok=True)
-        (parent / "cgroup.subtree_control").write_text("+memory +pids")
+        (parent / "cgroup.subtree_control").write_text("+memory +pids" + (" +cpu" if limits.cpus else ""))
         path = parent / name
         path.mkdir(exist_ok=True)
         (path / "memory.max").write_text(str(limits.memory_mb * 1024 * 1024))
         with contextlib.suppress(OSError):
             (path / "memory.swap.max").write_text("0")
         (path / "pids.max").write_text(str(limits.processes))
+        if limits.cpus:
+            (path / "cpu.max").write_text(f"{int(limits.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
     except OSError:
         return None
     return Cgroup([path])
 
 
 #: cgroup flavours, tried in order: (test on the cgroup root, maker).
-CGROUP_KINDS: dict[str, tuple[Callable[[Path], bool], Callable[[str, Limits, Path], Cgroup | None]]] = {
+CGROUP_KINDS: dict[str, tuple[Callable[[Path], bool], Callable[[str, Limits, Path, str], Cgroup | None]]] = {
     "v1": (lambda r: (r / "memory" / "memory.limit_in_bytes").exists(), _v1),
     "v2": (lambda r: (r / "cgroup.controllers").exists(), _v2),
 }
 
 
-def make_cgroup(name: str, limits: Limits, root: Path = Path("/sys/fs/cgroup")) -> Cgroup | None:
-    """A fresh cgroup with the memory and process limits, or ``None`` where none can be made.
+def make_cgroup(name: str, limits: Limits, root: Path = Path("/sys/fs/cgroup"), group: str = GROUP) -> Cgroup | None:
+    """A fresh cgroup ``<group>/<name>`` with the memory and process limits (and a CPU quota when
+    ``limits.cpus``), or ``None`` where none can be made.
 
     Root can always make one; a grader account can where the machine delegates cgroups to it (v2: run the grader
     in a delegated scope, ``systemd-run --user --scope -p Delegate=yes tlcourse grade …``; v1: root made
@@ -282,9 +296,9 @@ def make_cgroup(name: str, limits: Limits, root: Path = Path("/sys/fs/cgroup")) 
     """
     for test, make in CGROUP_KINDS.values():
         if test(root):
-            group = make(name, limits, root)
-            if group is not None:
-                return group
+            made = make(name, limits, root, group)
+            if made is not None:
+                return made
     return None
 
 
