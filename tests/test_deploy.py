@@ -37,6 +37,15 @@ def test_dockerfile_copies_files_that_exist() -> None:
     assert "labextension enable --level=sys_prefix nbgrader" in run and "bubblewrap" in run
 
 
+def test_dockerfile_installs_the_servers_nbgrader_config() -> None:
+    """Every server reads /etc/jupyter/nbgrader_config.py: it must be deploy/hub's (course id, exchange), not the
+    repository root's, whose source/release/gradebook paths point into a checkout the image does not hold."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    copies = [line.split()[1:] for line in text.splitlines() if line.startswith("COPY ")]
+    assert ["deploy/hub/nbgrader_config.py", "/etc/jupyter/nbgrader_config.py"] in copies
+    assert not [c for c in copies if c[0] == "nbgrader_config.py"]
+
+
 def test_dockerfile_tlcourse_commands_parse() -> None:
     from tlcourse.cli import build_parser
 
