@@ -273,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.hub) != bool(args.class_repo):
         parser.error("--hub and --class-repo go together")
+    if args.hub:
+        from tlcourse.launch import gitpuller_url
+
+        try:  # a bad URL is an error now, not in the middle of the build
+            gitpuller_url(args.hub, args.class_repo, args.branch, "lessons")
+        except ValueError as exc:
+            parser.error(str(exc))
     out = args.out or ROOT / "_build" / ("html" if args.solutions else "html-class")
     build(Site(args.profile, args.solutions, out.resolve(), args.cache.resolve(), args.work.resolve(),
                args.cell_timeout, args.hub, args.class_repo, args.branch))

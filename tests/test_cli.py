@@ -101,3 +101,8 @@ def test_links_give_one_nbgitpuller_link_per_lesson(tmp_path: Path) -> None:
     assert html.stdout.count("<li><a href=") == len(lessons) and "&amp;branch=main" in html.stdout
     bad = _run(["links", "--hub", "hub.example.edu", "--repo", "https://g.edu/r"], tmp_path, None)
     assert bad.returncode == 2 and "full URL" in bad.stderr and "Traceback" not in bad.stderr
+    for hub in ("file:///srv/hub", "https://hub.example.edu/?next=/evil", "javascript:alert(1)"):
+        refused = _run(["links", "--hub", hub, "--repo", "https://g.edu/r"], tmp_path, None)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, hub
+    odd = _run(["links", "--hub", "https://uni.edu/my hub)/hub/", "--repo", "https://g.edu/r"], tmp_path, None)
+    assert odd.returncode == 0 and "https://uni.edu/my%20hub%29/hub/user-redirect/git-pull?" in odd.stdout

@@ -121,8 +121,23 @@ def test_the_schema_refuses_what_gradescope_would_refuse() -> None:
 
 # ------------------------------------------------------------------------------------------- the grading
 def test_a_wrong_submission_fails_hidden_tests_later_and_visible_ones_at_once(autograder: Path) -> None:
-    answers = wrong_sources(ASSIGNMENT) | {  # and one answer fails a visible test with markup in its message
-        "ex3_unfreeze_top": "def unfreeze_top(model, k):\n    raise ValueError('<img src=x onerror=alert(1)> **bold**')\n"}
+    answers = wrong_sources(ASSIGNMENT) | {
+        # a visible test fails with markup in the message
+        "ex2_freeze_body": "def freeze_body(model):\n    raise ValueError('<img src=x onerror=alert(1)> **bold**')\n",
+        # right on the visible tests' inputs; on the hidden test's input a chained exception carries that input:
+        # the first traceback frame is then the student's own cell, not the test cell
+        "ex3_unfreeze_top": (
+            "def unfreeze_top(model, k):\n"
+            "    if k not in (1, 3):\n"
+            "        try:\n"
+            "            {}[k]\n"
+            "        except KeyError:\n"
+            "            raise ValueError(f'SECRET-INPUT k={k!r}')\n"
+            "    groups = layer_groups(model)\n"
+            "    for i, group in enumerate(groups):\n"
+            "        for p in group.parameters():\n"
+            "            p.requires_grad = i >= len(groups) - k\n"
+            "    return [g.name for g in groups[len(groups) - k:]]\n")}
     result = run(autograder, {f"{ASSIGNMENT}.ipynb": notebook_bytes(fill(released_nb(ASSIGNMENT), answers))})
     tests = by_name(result)
     hidden_failures = [t for t in result["tests"] if t["visibility"] == "after_published" and t["status"] == "failed"
@@ -131,11 +146,15 @@ def test_a_wrong_submission_fails_hidden_tests_later_and_visible_ones_at_once(au
     assert all(t["output"] for t in hidden_failures)  # each says why, in plain text
     assert 0 < result["score"] < auto_points()
     assert result["score"] == pytest.approx(sum(t["score"] for t in result["tests"]))
-    markup = tests[f"{ASSIGNMENT}: ex3_unfreeze_top_tests (visible tests)"]
+    markup = tests[f"{ASSIGNMENT}: ex2_freeze_body_tests (visible tests)"]
     # a failure in the visible tests is shown at once, worth 0: the points stay with the after_published entry
     assert markup["visibility"] == "visible" and markup["status"] == "failed" and markup["max_score"] == 0
     assert "<img" in markup["output"] and markup["output_format"] == "text"  # Gradescope shows it as text
-    assert tests[f"{ASSIGNMENT}: ex3_unfreeze_top_tests"]["score"] == 0
+    assert tests[f"{ASSIGNMENT}: ex2_freeze_body_tests"]["score"] == 0
+    chained = tests[f"{ASSIGNMENT}: ex3_unfreeze_top_tests"]
+    assert chained["score"] == 0 and tests[f"{chained['name']} (visible tests)"]["status"] == "passed"
+    assert "SECRET-INPUT" not in json.dumps(result), "the hidden test's input, through the student's exception"
+    assert "Visible tests:" in result["output"] and "Autograded" not in result["output"]  # no hidden score early
     assert result["output_format"] == result["test_output_format"] == result["test_name_format"] == "text"
     assert all(t["output_format"] == "text" for t in result["tests"])
     assert "graded by hand" in result["output"]

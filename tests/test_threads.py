@@ -56,8 +56,11 @@ def test_cgroup_v1_quota(tmp_path: Path) -> None:
 
 def test_cpu_times_reads_busy_and_total(tmp_path: Path) -> None:
     stat = tmp_path / "stat"
-    stat.write_text("cpu  100 5 50 800 45 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+    stat.write_text("cpu  100 5 50 800 45 0 0 0 0 0\ncpu0 90 0 10 0 0 0 0 0 0 0\ncpu1 10 5 40 800 45 0 0 0 0 0\n")
     assert _cpu_times(stat) == (155, 1000)  # idle + iowait are not busy
+    assert _cpu_times(stat, frozenset({0})) == (100, 100)  # only the CPUs this process may run on
+    assert _cpu_times(stat, frozenset({1})) == (55, 900)
+    assert _cpu_times(stat, frozenset({7})) is None
     stat.write_text("garbage\n")
     assert _cpu_times(stat) is None
 
@@ -78,6 +81,15 @@ def test_import_tlcourse_sizes_torch_and_keeps_an_explicit_choice() -> None:
         assert _threads_after_import({"TLCOURSE_THREADS": "2"})[0] == 2
         assert _threads_after_import({"OMP_NUM_THREADS": "2", "TLCOURSE_THREADS": "1"})[0] == 2  # explicit wins
     assert 1 <= _threads_after_import({})[0] <= cores
+    # a parent's explicit choice reaches its children as one (the grader's per-worker share, say)
+    parent = ("import os, subprocess, sys, tlcourse; print(subprocess.run([sys.executable, '-c', 'import tlcourse, "
+              "torch; print(torch.get_num_threads())'], env=dict(os.environ, TLCOURSE_THREADS='2'), "
+              "capture_output=True, text=True).stdout)")
+    drop = {*THREAD_VARS, "OMP_WAIT_POLICY", "TLCOURSE_THREADS", MARKER}
+    clean = {k: v for k, v in os.environ.items() if k not in drop}
+    child = subprocess.run([sys.executable, "-c", parent], env={**clean, "OMP_NUM_THREADS": "1"},
+                           capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert child == ["1"], child
     # a parent that imported tlcourse passes its sized numbers down, marked: the child sizes its own pools
     inherited = {var: "1" for var in THREAD_VARS} | {MARKER: "1", "TLCOURSE_THREADS": str(cores)}
     assert _threads_after_import(inherited)[0] == cores

@@ -10,6 +10,8 @@ Example:
     ...                     "lessons/00_warmup/00_warmup.ipynb", target="tlcourse")
     >>> url.split("?")[0]
     'https://hub.example.edu/hub/user-redirect/git-pull'
+    >>> gitpuller_url("https://uni.edu/jupyter/hub/", "https://g.edu/r", "main", "x.ipynb").split("?")[0]
+    'https://uni.edu/jupyter/hub/user-redirect/git-pull'
     >>> "urlpath=lab%2Ftree%2Ftlcourse%2Flessons%2F00_warmup%2F00_warmup.ipynb" in url
     True
 """
@@ -21,22 +23,32 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 __all__ = ["gitpuller_url", "lesson_links", "FORMATS", "write_links"]
 
 
-def _check_url(url: str, what: str) -> str:
+def _check_repo(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https", "file", "git", "ssh") or not (parts.netloc or parts.scheme == "file"):
-        raise ValueError(f"{what} must be a full URL (https://…), got {url!r}")
+        raise ValueError(f"the repository must be a full URL (https://…), got {url!r}")
     return url.rstrip("/")
+
+
+def _check_hub(url: str) -> str:
+    """The hub's base URL: http(s), a host, no query; a trailing ``/hub`` (its login page's prefix) dropped; the
+    path percent-encoded (the link also goes into Markdown and HTML)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"the hub must be a full URL such as https://hub.example.edu, got {url!r}")
+    path = parts.path.rstrip("/").removesuffix("/hub")
+    return f"{parts.scheme}://{quote(parts.netloc, safe=':@[]')}{quote(path)}"
 
 
 def gitpuller_url(hub: str, repo: str, branch: str, path: str, target: str | None = None) -> str:
     """The nbgitpuller link that clones ``repo`` at ``branch`` into ``~/<target>`` (default: the repository's
     name) on ``hub`` and opens ``path`` (relative to the repository) in JupyterLab."""
-    hub, repo = _check_url(hub, "the hub"), _check_url(repo, "the repository")
+    hub, repo = _check_hub(hub), _check_repo(repo)
     target = target or Path(urlsplit(repo).path).name.removesuffix(".git") or "course"
     if "/" in target or target in (".", ".."):
         raise ValueError(f"target must be one folder name, got {target!r}")

@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["THREAD_VARS", "explicit_threads", "busy_cores", "cgroup_cpu_quota", "cpu_share", "pool_size", "configure_threads"]
+__all__ = ["THREAD_VARS", "explicit_threads", "allowed_cpus", "busy_cores", "cgroup_cpu_quota", "cpu_share", "pool_size", "configure_threads"]
 
 #: the variables the BLAS / OpenMP runtimes read when they start
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -112,22 +112,26 @@ def cpu_share(affinity: int, quota: float | None, cores: int, load: float | None
     return max(1, int(share))
 
 
-def _cpu_times(stat: Path) -> tuple[int, int] | None:
-    """(busy, total) jiffies of all cores from ``/proc/stat``."""
+def _cpu_times(stat: Path, cpus: frozenset[int] | None = None) -> tuple[int, int] | None:
+    """(busy, total) jiffies from ``/proc/stat``: of the CPUs in ``cpus`` (their ``cpuN`` lines), else of all."""
+    def wanted(name: str) -> bool:
+        return name == "cpu" if cpus is None else name[3:].isdigit() and int(name[3:]) in cpus
+
     try:
-        name, *values = stat.read_text().splitlines()[0].split()
-        fields = [int(v) for v in values]
-    except (OSError, ValueError, IndexError):
+        lines = [line.split() for line in stat.read_text().splitlines() if line.startswith("cpu")]
+        rows = [[int(v) for v in fields[1:]] for fields in lines if wanted(fields[0])]
+    except (OSError, ValueError):
         return None
-    if name != "cpu" or len(fields) < 5:
+    if not rows or any(len(r) < 5 for r in rows):
         return None
-    idle = sum(fields[3:5])  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+    total = sum(sum(r) for r in rows)
+    return total - sum(sum(r[3:5]) for r in rows), total  # idle + iowait are not busy
 
 
-def busy_cores(interval: float = 0.05, stat: Path = Path("/proc/stat")) -> float | None:
-    """How many cores the machine keeps busy *now* (Linux: two ``/proc/stat`` readings ``interval`` seconds apart;
-    elsewhere the 1-minute load average, which lags; ``None`` where neither exists).
+def busy_cores(interval: float = 0.05, stat: Path = Path("/proc/stat"), cpus: frozenset[int] | None = None,
+               ) -> float | None:
+    """How many of ``cpus`` (default: every core) are busy *now* (Linux: two ``/proc/stat`` readings ``interval``
+    seconds apart; elsewhere the 1-minute load average, which lags; ``None`` where neither exists).
 
     Example:
         >>> busy = busy_cores()
@@ -136,27 +140,46 @@ def busy_cores(interval: float = 0.05, stat: Path = Path("/proc/stat")) -> float
     """
     import time
 
-    first = _cpu_times(stat)
+    first = _cpu_times(stat, cpus)
     if first is None:
         try:
             return os.getloadavg()[0]
         except (OSError, AttributeError):  # Windows has no load average
             return None
     time.sleep(interval)
-    second = _cpu_times(stat)
+    second = _cpu_times(stat, cpus)
     if second is None or second[1] <= first[1]:
         return None
-    return (second[0] - first[0]) / (second[1] - first[1]) * (os.cpu_count() or 1)
+    return (second[0] - first[0]) / (second[1] - first[1]) * (len(cpus) if cpus else os.cpu_count() or 1)
+
+
+def _affinity() -> frozenset[int] | None:
+    """The CPUs this process may run on (``None`` where the system does not say: macOS, Windows)."""
+    return frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def allowed_cpus() -> int:
+    """The CPUs this process may use, whatever else runs: affinity and the cgroup quota, not the load (a grader
+    shares this among its workers once, so that it does not count its own workers as load).
+
+    Example:
+        >>> 1 <= allowed_cpus() <= (os.cpu_count() or 1)
+        True
+    """
+    cpus = _affinity()
+    cores = len(cpus) if cpus else os.cpu_count() or 1
+    return cpu_share(cores, cgroup_cpu_quota(), cores, None)
 
 
 def pool_size() -> int:
-    """:func:`cpu_share` of this process, now (``TLCOURSE_THREADS`` overrides it)."""
+    """:func:`cpu_share` of this process, now: the load is measured on the CPUs it may run on (a container pinned
+    to idle cores of a busy host gets them all). ``TLCOURSE_THREADS`` overrides it."""
     forced = os.environ.get("TLCOURSE_THREADS", "").strip()
     if forced.isdigit() and int(forced) > 0:
         return int(forced)
-    cores = os.cpu_count() or 1
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    return cpu_share(affinity, cgroup_cpu_quota(), cores, busy_cores())
+    cpus = _affinity()
+    cores = len(cpus) if cpus else os.cpu_count() or 1
+    return cpu_share(cores, cgroup_cpu_quota(), cores, busy_cores(cpus=cpus))
 
 
 def configure_threads(threads: int | None = None) -> int:
@@ -172,13 +195,17 @@ def configure_threads(threads: int | None = None) -> int:
         True
     """
     explicit = _ORIGINAL.get("OMP_NUM_THREADS", "").strip()
-    n = threads or (int(explicit) if explicit.isdigit() and int(explicit) > 0 else pool_size())
+    sized = not threads and not (explicit.isdigit() and int(explicit) > 0)
+    n = threads or (pool_size() if sized else int(explicit))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
-    else:
-        for var in THREAD_VARS:
-            if threads or var not in _ORIGINAL:
-                os.environ[var] = str(n)
+        return n
+    for var in THREAD_VARS:
+        if threads or var not in _ORIGINAL:
+            os.environ[var] = str(n)
+    if sized:  # children may size their own; a chosen number (a user's, a parent's, a caller's) they keep
         os.environ[MARKER] = str(n)
+    else:
+        os.environ.pop(MARKER, None)
     return n

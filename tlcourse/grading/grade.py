@@ -73,7 +73,7 @@ from tlcourse.grading.sandbox import (
     sandbox_problem,
 )
 from tlcourse.grading.submissions import _archive_submission, _discover, _Submission
-from tlcourse.threads import THREAD_VARS, explicit_threads, pool_size
+from tlcourse.threads import THREAD_VARS, allowed_cpus, explicit_threads
 
 __all__ = ["grade", "DEFAULT_TIMEOUT", "WITHHELD"]
 
@@ -181,7 +181,7 @@ def _prepare(sub: _Submission, batch: _Batch) -> _Job:
 # -------------------------------------------------------------------------------------------------- running
 def _grading_env(batch: _Batch, workdir: Path) -> dict[str, str]:
     """The worker's environment: an allow-list under the sandbox (nothing of the grader's own variables)."""
-    threads = str(max(1, pool_size() // batch.jobs))  # the CPUs this grader may use, shared by the workers
+    threads = str(max(1, allowed_cpus() // batch.jobs))  # the CPUs this grader may use, shared by its workers
     env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
            "HOME": str(workdir), "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
            "TMPDIR": "/tmp" if batch.sandbox else str(workdir / "tmp"), "PYTHONDONTWRITEBYTECODE": "1",

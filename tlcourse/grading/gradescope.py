@@ -27,13 +27,15 @@ import argparse
 import contextlib
 import json
 import os
-import re
+import shlex
 import shutil
 import stat
 import tempfile
 import time
+import traceback
 import zipfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,15 @@ from tlcourse.grading.course import (
     find_course_root,
     load_nbgrader_config,
 )
-from tlcourse.grading.gradebook import _cell_info
-from tlcourse.grading.hidden import BEGIN_HIDDEN, hidden_test_lines
+from tlcourse.grading.gradebook import _cell_info, _failure_name
+from tlcourse.grading.hidden import (
+    Guard,
+    _failed_line,
+    _hidden_spans,
+    _test_error,
+    hidden_secrets_of,
+    strip_hidden_tests,
+)
 from tlcourse.grading.readback import plain
 from tlcourse.grading.safefs import Refused, read_regular, scan
 from tlcourse.grading.submissions import MAX_NOTEBOOK_MB
@@ -90,6 +99,7 @@ PAYLOAD = ("tlcourse", "pyproject.toml", "README.md", "requirements.txt", "const
            "benchmarks/RESULTS.json")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".tlcourse_cache")
 MESSAGE_CHARS = 300
+RUN_TIMEOUT = 480.0  # seconds for one upload: under the 10 minutes Gradescope assignments often allow
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image (Ubuntu).
@@ -143,8 +153,8 @@ def build_autograder(assignment: str, out: str | os.PathLike[str], root: str | o
         shutil.copytree(source, stage / cfg.CourseDirectory.source_directory / assignment, ignore=_IGNORED)
         if release.is_dir():
             shutil.copytree(release, stage / cfg.CourseDirectory.release_directory / assignment, ignore=_IGNORED)
-        (stage / "setup.sh").write_text(SETUP_SH.format(datasets=" ".join(datasets) or "--all"), encoding="utf-8")
-        (stage / "run_autograder").write_text(RUN_AUTOGRADER.format(assignment=assignment), encoding="utf-8")
+        (stage / "setup.sh").write_text(SETUP_SH.format(datasets=" ".join(map(shlex.quote, datasets)) or "--all"), encoding="utf-8")
+        (stage / "run_autograder").write_text(RUN_AUTOGRADER.format(assignment=shlex.quote(assignment)), encoding="utf-8")
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
             for path in sorted(p for p in stage.rglob("*") if p.is_file()):
@@ -170,61 +180,53 @@ def _pick_notebook(submission: Path, notebooks: Sequence[str]) -> tuple[str | No
     return None, "; ".join(filter(None, [why, refused]))
 
 
-def _message(cell: Any, hidden: bool) -> str:
-    """Why a test cell lost points, in plain text: the exception's name and, for an assertion, its message (never a
-    traceback, so never a line of a hidden test; for a cell with hidden tests only an assertion's message)."""
-    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"] if cell is not None else []
+@dataclass(frozen=True)
+class _Vetting:
+    """What decides how much of a test cell's failure a student may see: the notebook's hidden tests (and the
+    guard that finds them however encoded), as the feedback's :class:`HideHiddenTests` uses them."""
+
+    secrets: list[str]
+    guard: Guard
+
+    @classmethod
+    def of(cls, source_nb: Any) -> _Vetting:
+        secrets = hidden_secrets_of(source_nb)
+        return cls(secrets, Guard(secrets, "\n".join(strip_hidden_tests(c.source, note=None) for c in source_nb.cells)))
+
+
+def _failure(cell: Any, source: str, vetting: _Vetting) -> tuple[str, bool | None]:
+    """Why a test cell lost points, as the feedback would show it (rebuilt from vetted parts by
+    :func:`tlcourse.grading.hidden._test_error`: a hidden test's failure says only that), and where it failed:
+    ``True`` in a hidden region, ``False`` in the visible tests, ``None`` when the traceback does not say."""
+    errors = [o for o in (cell or {}).get("outputs", []) if o.get("output_type") == "error"]
+    if cell is None:
+        return "the cell did not run", None
     if not errors:
-        return "no error shown: partial credit" if cell is not None else "the cell did not run"
-    name, value = str(errors[0].get("ename", "error")), str(errors[0].get("evalue", ""))
-    if hidden and name != "AssertionError":
-        value = ""
-    return plain(f"{name}: {value}" if value.strip() else name, MESSAGE_CHARS)
+        return f"no error, but {_failure_name(cell)}: that earns no points", None
+    shown = _test_error(cell, source, errors[0], vetting.secrets, vetting.guard)
+    line = _failed_line(cell, errors[0])
+    where = None if line is None else any(a <= line <= b for a, b in _hidden_spans(source))
+    return plain(f"{shown.ename}: {shown.evalue}", MESSAGE_CHARS), where
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_FRAME = re.compile(r"(?:Cell\s+In\s*\[\d*\]|Input\s+In\s*\[\d*\]).*?line (\d+)")
-
-
-def _failed_line(cell: Any) -> int | None:
-    """The line of the test cell where its error was raised (IPython's first traceback frame), if it says."""
-    for out in (cell or {}).get("outputs", []):
-        if out.get("output_type") == "error":
-            for line in out.get("traceback", []):
-                found = _FRAME.search(_ANSI.sub("", str(line)))
-                if found:
-                    return int(found.group(1))
-    return None
-
-
-def _visible_part(cell: Any, passed: bool) -> bool | None:
-    """Whether the visible tests of a cell with hidden tests passed: yes when the cell did, else by where it failed
-    (after the hidden-tests marker: the visible part had passed); ``None`` when the outputs do not say."""
-    if passed:
-        return True
-    line = _failed_line(cell)
-    marks = [i for i, text in enumerate((cell or {}).get("source", "").splitlines(), start=1) if BEGIN_HIDDEN in text]
-    return None if line is None or not marks else line > marks[0]
-
-
-def _tests_of(name: str, cell: Any, score: float, points: float, hidden: bool) -> list[dict[str, Any]]:
+def _tests_of(name: str, cell: Any, source: str, score: float, points: float, vetting: _Vetting) -> list[dict]:
     """Gradescope tests of one test cell: its points (``after_published`` when it holds hidden tests, else
-    ``visible``), and for a cell with hidden tests also a 0-point ``visible`` entry for its visible tests (taken
-    from the traceback: informational only, the points never depend on it)."""
+    ``visible``), and for a cell with hidden tests also a 0-point ``visible`` entry for its visible tests when the
+    outcome of those is known (from the traceback: informational only, the points never depend on it)."""
+    hidden = bool(_hidden_spans(source))
     passed = score >= points
     main = {"name": name, "score": score, "max_score": points, "status": "passed" if passed else "failed",
             "visibility": "after_published" if hidden else "visible", "output_format": "text"}
-    if not passed:
-        main["output"] = _message(cell, hidden)
+    message, in_hidden = ("", None) if passed else _failure(cell, source, vetting)
+    if message:
+        main["output"] = message
     if not hidden:
         return [main]
-    visible = _visible_part(cell, passed)
+    if not passed and in_hidden is None:
+        return [main]  # where it failed is unknown: say nothing early rather than guess
     shown = {"name": f"{name} (visible tests)", "score": 0.0, "max_score": 0.0, "visibility": "visible",
-             "output_format": "text", "status": "failed" if visible is False else "passed",
-             "output": {True: "passed", False: _message(cell, hidden=False),
-                        None: "no result shown for the visible tests"}[visible]}
-    if visible is None:
-        del shown["status"]
+             "output_format": "text", "status": "failed" if in_hidden is False else "passed",
+             "output": message if in_hidden is False else "passed"}
     return [shown, main]
 
 
@@ -239,21 +241,23 @@ def results_from_gradebook(assignment: str, coursedir: Any, sources: dict[str, P
     with _gradebook(coursedir) as gb:
         for nb_id, path in sources.items():
             info = _cell_info({nb_id: path})[nb_id]
-            source_cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nbformat.read(path, 4).cells}
+            source_nb = nbformat.read(path, 4)
+            source_cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in source_nb.cells}
             graded = Path(coursedir.format_path(coursedir.autograded_directory, STUDENT, assignment)) / f"{nb_id}.ipynb"
             cells = ({c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nbformat.read(graded, 4).cells}
                      if graded.is_file() else {})
             scores = {g.name: float(g.auto_score or 0) for g in gb.find_submission_notebook(nb_id, assignment,
                                                                                               STUDENT).grades}
             manual += sum(info.written.values())
+            vetting = _Vetting.of(source_nb)
             for gid, points in info.tests.items():
-                hidden = bool(hidden_test_lines(source_cells[gid].source))
-                tests += _tests_of(f"{nb_id}: {gid}", cells.get(gid), min(scores.get(gid, 0.0), points), points,
-                                   hidden)
+                tests += _tests_of(f"{nb_id}: {gid}", cells.get(gid), source_cells[gid].source,
+                                   min(scores.get(gid, 0.0), points), points, vetting)
     for number, test in enumerate(tests, start=1):
         test["number"] = str(number)
     auto = sum(t["score"] for t in tests)
-    summary = [f"Autograded: {auto:g} of {sum(t['max_score'] for t in tests):g} points."]
+    shown = [t for t in tests if t["visibility"] == "visible"]  # the summary is seen at once: it tells no more
+    summary = [f"Visible tests: {sum(t['status'] == 'passed' for t in shown)} of {len(shown)} passed."]
     if manual:
         summary.append(f"Written answers ({manual:g} points) are graded by hand.")
     if any(t["visibility"] == "after_published" for t in tests):
@@ -332,28 +336,38 @@ def run_autograder(assignment: str, submission: str | os.PathLike[str], results:
                 result = _held(rows[0].reason, time.monotonic() - started)
             else:
                 result = results_from_gradebook(assignment, coursedir, sources, note, time.monotonic() - started)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    _write(out, result)
     return result
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tlcourse.grading.gradescope --assignment NN --submission DIR --results FILE [--root DIR]``
-    (what ``run_autograder`` calls)."""
+    (what ``run_autograder`` calls). A results.json exists whatever happens: a provisional one is written first
+    (it stays if the run is killed), replaced by the grade or by the reason there is none."""
     parser = argparse.ArgumentParser(prog="python -m tlcourse.grading.gradescope", description=__doc__.splitlines()[0])
     parser.add_argument("--assignment", required=True)
     parser.add_argument("--submission", required=True, help="the folder Gradescope put the upload in")
     parser.add_argument("--results", required=True, help="where results.json goes")
     parser.add_argument("--root", default=None, help="the course root (the unpacked zip)")
+    parser.add_argument("--timeout", type=float, default=RUN_TIMEOUT,
+                        help="seconds the notebook may run (keep it under the assignment's autograder timeout)")
     args = parser.parse_args(argv)
+    results = Path(args.results)
+    _write(results, _failed_run("the grader stopped before it finished (a time limit, or it crashed): ask your "
+                                "instructor", 0.0))
     try:
-        result = run_autograder(args.assignment, args.submission, args.results, root=args.root)
-    except (CourseError, Refused) as exc:  # the run is over, but Gradescope must still get a results.json
-        result = _failed_run(str(exc), 0.0)
-        Path(args.results).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"not graded: {exc}")
+        result = run_autograder(args.assignment, args.submission, results, root=args.root, timeout=args.timeout)
+    except Exception as exc:  # the run is over, but Gradescope must still get a results.json
+        reason = str(exc) if isinstance(exc, CourseError | Refused) else f"the grader failed ({type(exc).__name__})"
+        _write(results, _failed_run(reason, 0.0))
+        traceback.print_exc()  # for the instructor: Gradescope keeps stdout/stderr, hidden from students
         return 1
-    print(f"score {result['score']:g}; results in {args.results}")
+    print(f"score {result['score']:g}; results in {results}")
     return 0
 
 

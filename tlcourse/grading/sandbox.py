@@ -208,8 +208,9 @@ def _v1(name: str, limits: Limits, root: Path, group: str = GROUP) -> Cgroup | N
     folders are made; a grader account needs them made once by root and handed over (``chown -R grader``): v1 lets
     the owner move its own processes in."""
     bases = [root / "memory" / group, root / "pids" / group]
-    if limits.cpus:
-        bases.append(root / "cpu" / group)
+    if limits.cpus:  # the cpu controller is mounted as "cpu" or only as "cpu,cpuacct"
+        cpu = next((root / n for n in ("cpu", "cpu,cpuacct") if (root / n).is_dir()), root / "cpu")
+        bases.append(cpu / group)
     if not all(os.access(b, os.W_OK) or os.access(b.parent, os.W_OK) for b in bases):
         return None
     made = []
