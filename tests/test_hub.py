@@ -182,8 +182,14 @@ def _login(page, hub: Hub, user: str) -> None:
 def _open_assignments(page) -> None:
     page.wait_for_function("() => window.jupyterapp.commands.hasCommand('nbgrader:open-assignment-list')",
                            timeout=120_000)
+    page.evaluate("() => window.jupyterapp.restored")  # the saved layout first: it would close a panel opened early
     page.evaluate("() => window.jupyterapp.commands.execute('nbgrader:open-assignment-list')")
-    page.get_by_text(WARMUP).first.wait_for(timeout=60_000)
+    try:
+        page.locator(f"text={WARMUP} >> visible=true").first.wait_for(timeout=60_000)  # the list's row, not a tab
+    except Exception:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "assignments-not-listed.png"))
+        raise
 
 
 def _put_notebook(page, user: str, path: str, nb: nbformat.NotebookNode) -> None:
@@ -284,11 +290,16 @@ def test_a_lesson_link_opens_the_lesson_on_the_hub(hub: Hub, tmp_path: Path) -> 
             cloned.write_text(edited)
             page.goto(link, wait_until="domcontentloaded", timeout=60_000)  # a second click: an update, no clobber
             page.wait_for_url(f"**/user/{student}/lab/tree/tlcourse/{lesson}*", timeout=180_000)
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=120_000)
             assert cloned.read_text() == edited
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"{student}-link.png"))
         finally:
             browser.close()
+            # leave the student's home as the class round expects it: no clone, no lab layout with its tab open
+            shutil.rmtree(home / "tlcourse", ignore_errors=True)
+            for workspace in (home / ".jupyter" / "lab" / "workspaces").glob("*.jupyterlab-workspace"):
+                workspace.unlink()
 
 
 _BOMB = """async (code) => {
