@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class Site:
     hub: str | None = None  # a class's JupyterHub: each lesson page gets an nbgitpuller link to open it there
     class_repo: str | None = None  # ... cloning this class repository (tlcourse publish), at ``branch``
     branch: str = "main"
+    jobs: int = 0  # lessons executed at once (0: one per CPU this build may use, at most 4)
 
     @property
     def name(self) -> str:
@@ -94,8 +96,28 @@ def cache_key(notebook: Path, profile: str, root: Path = ROOT) -> str:
     return digest.hexdigest()
 
 
-def kernel_env(profile: str) -> dict[str, str]:
-    """The kernel's environment: this checkout's ``tlcourse`` first, the profile, inline figures, no tqdm bars."""
+def parallel_jobs(site: Site) -> int:
+    """How many lessons run at once: ``site.jobs``, or one per CPU this build may use (affinity, quota), at most 4.
+
+    Example:
+        >>> parallel_jobs(Site("grading", True, ROOT, ROOT, ROOT, jobs=3))
+        3
+    """
+    from tlcourse.threads import allowed_cpus
+
+    return site.jobs if site.jobs > 0 else max(1, min(4, allowed_cpus()))
+
+
+def kernel_env(profile: str, jobs: int = 1) -> dict[str, str]:
+    """The kernel's environment: this checkout's ``tlcourse`` first, the profile, inline figures, no tqdm bars;
+    with ``jobs`` kernels at once, each sizes its thread pools to its share of the CPUs (as the grader's workers).
+
+    Example:
+        >>> kernel_env("grading", jobs=1)["TLCOURSE_PROFILE"]
+        'grading'
+    """
+    from tlcourse.threads import THREAD_VARS, allowed_cpus, explicit_threads
+
     env = dict(os.environ)
     for unset in ("NBGRADER_EXECUTION", "TLCOURSE_RESULTS"):  # the first forces the grading profile
         env.pop(unset, None)
@@ -103,10 +125,13 @@ def kernel_env(profile: str) -> dict[str, str]:
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(TLCOURSE_PROFILE=profile, MPLBACKEND="module://matplotlib_inline.backend_inline",
                TQDM_DISABLE="1")  # progress bars are widgets: noise on a static page
+    if jobs > 1:
+        share = str(max(1, allowed_cpus() // jobs))
+        env.update({var: explicit_threads().get(var, share) for var in THREAD_VARS})
     return env
 
 
-def execute(notebook: Path, profile: str, cell_timeout: int, kernel_log: Path) -> Any:
+def execute(notebook: Path, profile: str, cell_timeout: int, kernel_log: Path, jobs: int = 1) -> Any:
     """Run a lesson top to bottom in a scratch copy of its folder; return the executed notebook (the kernel's
     own messages go to ``kernel_log``)."""
     from nbclient import NotebookClient
@@ -117,12 +142,13 @@ def execute(notebook: Path, profile: str, cell_timeout: int, kernel_log: Path) -
         nb = nbformat.read(work / notebook.name, as_version=4)
         client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(work)}})
-        client.execute(env=kernel_env(profile), cwd=str(work), stdout=log, stderr=log)
+        client.execute(env=kernel_env(profile, jobs), cwd=str(work), stdout=log, stderr=log)
     return nb
 
 
-def executed(name: str, site: Site, log: Any = print) -> Any:
-    """The executed lesson, from the cache when its key still matches, else run now and cached."""
+def executed(name: str, site: Site, log: Any = print, jobs: int = 1) -> Any:
+    """The executed lesson, from the cache when its key still matches, else run now (one of ``jobs`` at once)
+    and cached."""
     notebook = ROOT / "solutions" / name / f"{name}.ipynb"
     key = cache_key(notebook, site.profile)
     folder = site.cache / site.profile
@@ -133,11 +159,19 @@ def executed(name: str, site: Site, log: Any = print) -> Any:
     log(f"  {name}: executing in the {site.profile} profile …")
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    nb = execute(notebook, site.profile, site.cell_timeout, folder / f"{name}.kernel.log")
+    nb = execute(notebook, site.profile, site.cell_timeout, folder / f"{name}.kernel.log", jobs)
     nbformat.write(nb, cached)
     stamp.write_text(key + "\n")
     log(f"  {name}: executed in {time.perf_counter() - started:.1f} s ({key[:12]})")
     return nb
+
+
+def executed_all(site: Site, log: Any = print) -> dict[str, Any]:
+    """Every executed lesson, by name: the stale ones run :func:`parallel_jobs` at a time."""
+    jobs = parallel_jobs(site)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = {name: pool.submit(executed, name, site, log, jobs) for name in lesson_names()}
+        return {name: run.result() for name, run in runs.items()}
 
 
 def write_if_changed(path: Path, text: str) -> None:
@@ -178,11 +212,10 @@ def lesson_pages(site: Site, src: Path, log: Any = print) -> list[str]:
     public = "\n".join([*(p.read_text(encoding="utf-8") for p in sorted((ROOT / "tlcourse").rglob("*.py"))),
                         *(c.source for p in sorted(ROOT.glob("lessons/*/*.ipynb"))
                           for c in nbformat.read(p, as_version=4).cells)])
-    for name in lesson_names():
+    for name, run in executed_all(site, log).items():
         solution = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
         student_path = ROOT / "lessons" / name / f"{name}.ipynb"
         student = nbformat.read(student_path, as_version=4)
-        run = executed(name, site, log)
         page = (pages.solutions_page(run, _banner(name, site)) if site.solutions
                 else pages.class_page(run, student, _banner(name, site)))
         write_if_changed(src / "lessons" / f"{name}.ipynb", nbformat.writes(page) + "\n")
@@ -267,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "_build" / ".nbcache", help="executed notebooks")
     parser.add_argument("--work", type=Path, default=ROOT / "_build", help="Sphinx source and doctree folders")
     parser.add_argument("--cell-timeout", type=int, default=1800, help="seconds one cell may run")
+    parser.add_argument("--jobs", type=int, default=0, help="lessons executed at once (default: one per CPU, ≤ 4)")
     parser.add_argument("--hub", default=None, help="a class JupyterHub's URL: lesson pages link to it (nbgitpuller)")
     parser.add_argument("--class-repo", default=None, help="the class repository the hub links clone")
     parser.add_argument("--branch", default="main", help="the class repository's branch")
@@ -282,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
     out = args.out or ROOT / "_build" / ("html" if args.solutions else "html-class")
     build(Site(args.profile, args.solutions, out.resolve(), args.cache.resolve(), args.work.resolve(),
-               args.cell_timeout, args.hub, args.class_repo, args.branch))
+               args.cell_timeout, args.hub, args.class_repo, args.branch, args.jobs))
     return 0
 
 

@@ -36,6 +36,7 @@ ASSIGNMENTS = list_assignments(REPO)
 WARMUP = "00_warmup"
 SUBMISSION_DEFS = REPO / "tests" / "submissions"
 ZOO_TIMEOUT = 240  # s per warm-up submission; CI once needed >90 s to reach cell 14 of a correct one
+LOOP_TIMEOUT = 60  # s for the endless loop, graded alone: it must reach the first exercise (~10 s alone) in time
 LESSON_TIMEOUT = 600
 
 pytestmark = pytest.mark.slow
@@ -152,6 +153,7 @@ class Broken:
     status: str
     reason: str  # regular expression the CSV reason must match
     auto_score: float | None  # expected autograded points (None: not checked)
+    timeout: int | None = None  # graded in a batch of its own with this limit per submission (None: the zoo's)
 
 
 ZOO: dict[str, Broken] = {
@@ -161,8 +163,9 @@ ZOO: dict[str, Broken] = {
                                     r"ex1_replace_head_tests appears 2 times", 6),
     "syntax_error": Broken(lambda nb: fill(nb, {"ex1_replace_head": "def make_classifier(n):\n    return (n"}),
                            "ok", r"ex1_replace_head \(SyntaxError\)", 4),
-    "infinite_loop": Broken(lambda nb: fill(nb, {"ex3_unfreeze_top": "while True:\n    pass"}), "error",
-                            rf"timed out after {ZOO_TIMEOUT} s \(the limit per submission\).*ex3_unfreeze_top", None),
+    "infinite_loop": Broken(lambda nb: fill(nb, {"ex1_replace_head": "while True:\n    pass"}), "error",
+                            rf"timed out after {LOOP_TIMEOUT} s \(the limit per submission\).*ex1_replace_head", None,
+                            timeout=LOOP_TIMEOUT),
     "crashed_kernel": Broken(lambda nb: fill(nb, {"ex2_freeze_body": "import os\nos._exit(1)"}), "error",
                              r"kernel died while running ex2_freeze_body", None),
     "wrong_kernel": Broken(lambda nb: _kernel(nb, "julia-1.9"), "ok", r"kernel 'julia-1\.9' replaced by 'python3'", 6),
@@ -201,6 +204,15 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Batch]:
     """Grade an assignment's submissions once per session (one `tlcourse grade --jobs 2` batch each)."""
     cache: dict[str, Batch] = {}
 
+    def grade(assignment: str, subs: Path, out: Path, root: Path, timeout: int) -> subprocess.CompletedProcess:
+        # the endless loop must meet the per-submission limit, not nbgrader's per-cell timeout (120 s by default,
+        # which would interrupt just that cell): cells may run longer than the whole submission
+        limits = ["--cell-timeout", str(2 * timeout)] if assignment == WARMUP else []
+        result = run_tlcourse("grade", str(subs), "--assignment", assignment, "--out", str(out), "--jobs", "2",
+                              "--timeout", str(timeout), *limits, "--root", str(root), *SANDBOX_ARGS, cwd=out.parent)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
     def get(assignment: str) -> Batch:
         if assignment in cache:
             return cache[assignment]
@@ -213,23 +225,25 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Batch]:
                    "untouched": subs / "untouched.ipynb"}
         notebooks = {"solution": solved(assignment), "untouched": released_nb(assignment),
                      "wrong": fill(released_nb(assignment), wrong_sources(assignment))}
-        timeout, limits = LESSON_TIMEOUT, []
+        timeout, alone = LESSON_TIMEOUT, {}
         if assignment == WARMUP:
-            # the endless loop must meet the per-submission limit, not nbgrader's per-cell timeout (120 s by
-            # default, which would interrupt just that cell): cells may run longer than the whole submission
-            timeout, limits = ZOO_TIMEOUT, ["--cell-timeout", str(2 * ZOO_TIMEOUT)]
+            # a zoo entry with a limit of its own is graded alone after the batch (same course, same gradebook)
+            timeout = ZOO_TIMEOUT
             for name, broken in ZOO.items():
-                targets[name] = subs / name / nb_name
+                folder = subs if broken.timeout is None else base / f"alone-{name}"
+                alone.update({} if broken.timeout is None else {name: (folder, broken.timeout)})
+                targets[name] = folder / name / nb_name
                 notebooks[name] = broken.build(solved(assignment))
         for name, target in targets.items():
             target.parent.mkdir(parents=True, exist_ok=True)
             nb = notebooks[name]
             target.write_text(nb if isinstance(nb, str) else nbformat.writes(nb), encoding="utf-8")
         out = base / "grades.csv"
-        result = run_tlcourse("grade", str(subs), "--assignment", assignment, "--out", str(out), "--jobs", "2",
-                              "--timeout", str(timeout), *limits, "--root", str(root), *SANDBOX_ARGS, cwd=base)
-        assert result.returncode == 0, result.stdout + result.stderr
+        result = grade(assignment, subs, out, root, timeout)
         header, rows = read_csv(out)
+        for name, (folder, limit) in alone.items():
+            grade(assignment, folder, base / f"grades-{name}.csv", root, limit)
+            rows[name] = read_csv(base / f"grades-{name}.csv")[1][name]
         cache[assignment] = Batch(assignment, root, subs, rows, header, result)
         return cache[assignment]
 
@@ -370,8 +384,9 @@ def test_zoo_batch_keeps_good_grades(batches: Callable[[str], Batch]) -> None:
     assert set(batch.rows) == {"solution", "untouched", "wrong", *ZOO}
     assert _points(batch.rows["solution"]) == (6, 6)
     assert _points(batch.rows["wrong"]) == (2, 6)
-    errors = sum(b.status == "error" for b in ZOO.values())
-    assert f"{len(batch.rows) - errors} graded, 0 withheld for review, {errors} error(s)" in batch.result.stdout
+    together = {n: b for n, b in ZOO.items() if b.timeout is None}
+    errors = sum(b.status == "error" for b in together.values())
+    assert f"{3 + len(together) - errors} graded, 0 withheld for review, {errors} error(s)" in batch.result.stdout
 
 
 def test_regrade_is_idempotent_and_keeps_manual_grades(batches: Callable[[str], Batch], tmp_path: Path) -> None:

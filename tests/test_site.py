@@ -126,10 +126,27 @@ def test_pages_exist(built: Built) -> None:
 
 
 def test_rebuild_reuses_the_executed_notebooks(built: Built) -> None:
-    log: list[str] = []
-    site_build.build(site_build.Site("grading", True, built.selfpaced, built.cache, built.selfpaced.parent / "work"),
-                     log=log.append)
-    assert len([line for line in log if ": cached" in line]) == len(site_build.lesson_names()), log
+    """The fixture's second build (the class site) is a rebuild: it runs no lesson again, it reads the cache."""
+    starts = [i for i, line in enumerate(built.log) if line.startswith("[1/3] lessons")]
+    assert len(starts) == 2, built.log
+    first, second = built.log[starts[0]:starts[1]], built.log[starts[1]:]
+    names = site_build.lesson_names()
+    assert len([line for line in first if ": executed in" in line or ": cached" in line]) == len(names), first
+    assert len([line for line in second if ": cached" in line]) == len(names), second
+    assert not [line for line in second if ": executing" in line], second
+
+
+def test_build_runs_lessons_side_by_side(tmp_path: Path) -> None:
+    """``jobs`` kernels at once, each told its share of the CPUs (as the grader's workers), so two kernels do not
+    each start a pool for the whole machine; one kernel sizes itself."""
+    from tlcourse.threads import THREAD_VARS, allowed_cpus, explicit_threads
+
+    alone = site_build.kernel_env("grading", jobs=1)
+    shared = site_build.kernel_env("grading", jobs=2)
+    expected = str(max(1, allowed_cpus() // 2))
+    assert all(shared[v] == explicit_threads().get(v, expected) for v in THREAD_VARS), shared
+    assert all(alone.get(v) == os.environ.get(v) for v in THREAD_VARS)
+    assert site_build.parallel_jobs(site_build.Site("grading", True, tmp_path, tmp_path, tmp_path, jobs=0)) >= 1
 
 
 def test_executed_outputs_are_shown(built: Built) -> None:
