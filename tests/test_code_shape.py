@@ -25,7 +25,8 @@ def test_no_function_over_80_lines() -> None:
 
 def test_plumbing_is_defined_once() -> None:
     """Batch/device/loader helpers live in tlcourse/_plumbing.py only (they used to drift apart per module)."""
-    shared = {"to_device", "_to_device", "first_tensor", "_first_tensor", "as_loader", "_as_loader", "_choose"}
+    shared = {"to_device", "_to_device", "first_tensor", "_first_tensor", "as_loader", "_as_loader", "_choose",
+              "_call", "_cycle", "_forever", "_inputs", "_split_batch", "_source_batch"}
     copies = [f"{file}:{name}" for file, name, _ in _functions() if name in shared and file != "_plumbing.py"]
     assert not copies, f"use tlcourse._plumbing instead of a private copy: {copies}"
 
@@ -59,3 +60,44 @@ def test_the_device_pattern_check_sees_a_copy() -> None:
     flipped = "dev = get_device() if device is None else torch.device(device)\n"
     assert _device_resolutions(ast.parse(copy)) == [1] and _device_resolutions(ast.parse(flipped)) == [1]
     assert _device_resolutions(ast.parse("dev = get_device(device)\n")) == []
+
+
+def _copied_plumbing(tree: ast.AST) -> list[str]:
+    """The shapes the copies had, whatever their names: a loss scaler built by hand (``GradScaler(...)``), a
+    loader restarted inside a loop (``iter(loader)`` in a ``while`` or an ``except StopIteration``), a batch taken
+    apart by hand (``isinstance(batch, ...)``, ``batch[0]``)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("GradScaler"):
+            found.append(f"{node.lineno}: GradScaler (use _plumbing.grad_scaler)")
+        if isinstance(node, ast.While | ast.ExceptHandler):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Call) and ast.unparse(inner.func) == "iter":
+                    found.append(f"{inner.lineno}: a loader restarted by hand (use _plumbing.cycle_batches)")
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "isinstance" and node.args \
+                and ast.unparse(node.args[0]) == "batch":
+            found.append(f"{node.lineno}: a batch read by hand (use _plumbing.read_batch)")
+        if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "batch" \
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+            found.append(f"{node.lineno}: a batch read by hand (use _plumbing.read_batch)")
+    return found
+
+
+def test_batches_loaders_and_scalers_have_one_copy() -> None:
+    """Batch reading, loader cycling and the loss scaler live in ``_plumbing`` only (train, features and adapt
+    each had their own, and they disagreed on what a batch may look like)."""
+    found = [f"{path.relative_to(PACKAGE)}:{hit}" for path in sorted(PACKAGE.rglob("*.py"))
+             if path.name != "_plumbing.py" for hit in _copied_plumbing(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not found, found
+
+
+def test_the_plumbing_pattern_check_sees_copies() -> None:
+    copies = {
+        "s = torch.amp.GradScaler('cuda', enabled=False)": "GradScaler",
+        "while True:\n    for b in loader: pass\n    it = iter(loader)": "restarted",
+        "try:\n    b = next(it)\nexcept StopIteration:\n    it = iter(loader)": "restarted",
+        "x = batch[0] if isinstance(batch, tuple) else batch": "batch read",
+    }
+    for source, words in copies.items():
+        assert any(words in hit for hit in _copied_plumbing(ast.parse(source))), source
+    assert _copied_plumbing(ast.parse("b = read_batch(next(it), dev)\nscaler = grad_scaler(dev)")) == []

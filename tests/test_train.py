@@ -537,3 +537,21 @@ def test_fit_records_every_setting_it_was_given():
         else:
             assert recorded[name] == value, name
     assert h.meta["train_bn"] is False and h.meta["penalty"] == repr(given["penalty"])
+
+
+def test_cycle_batches_restarts_reshuffles_and_refuses_an_empty_loader() -> None:
+    """One loader cycler for fit's range test and adapt's loops: it starts the loader again (a shuffled loader
+    draws a new order each pass) and fails loudly on a loader with no batches instead of waiting forever."""
+    from itertools import islice
+
+    from tlcourse._plumbing import BatchError, cycle_batches, labelled_batch
+
+    torch.manual_seed(0)
+    loader = DataLoader(TensorDataset(torch.arange(8.0)), batch_size=8, shuffle=True)
+    passes = [b[0].tolist() for b in islice(cycle_batches(loader), 3)]
+    assert all(sorted(p) == list(range(8)) for p in passes) and len({tuple(p) for p in passes}) > 1
+    assert len(list(cycle_batches(loader, n=5))) == 5
+    with pytest.raises(ValueError, match="no batches"):
+        next(cycle_batches(DataLoader(TensorDataset(torch.zeros(0)), batch_size=2)))
+    with pytest.raises(BatchError, match="needs labelled batches"):
+        labelled_batch(torch.zeros(2, 3), torch.device("cpu"), "fit")

@@ -5,7 +5,7 @@ that move data cannot drift apart (see ``ARCHITECTURE.md``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from tlcourse.config import profile
 from tlcourse.device import get_device
 
-__all__ = ["Batch", "BATCH_ADAPTERS", "read_batch", "to_device", "logits_of", "first_tensor", "make_loader",
-           "as_loader", "choose", "is_channels_last", "channels_last"]
+__all__ = ["Batch", "BatchError", "BATCH_ADAPTERS", "read_batch", "labelled_batch", "call_model", "to_device", "logits_of", "first_tensor",
+           "make_loader", "as_loader", "cycle_batches", "grad_scaler", "choose", "is_channels_last", "channels_last"]
 
 
 def is_channels_last(model: nn.Module) -> bool:
@@ -87,6 +87,16 @@ def to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """The model on a batch's inputs: keyword arguments for a dict (Hugging Face), one argument otherwise.
+
+    Example:
+        >>> call_model(nn.Identity(), torch.ones(2)).shape
+        torch.Size([2])
+    """
+    return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+
+
 class Batch(NamedTuple):
     """One batch on the device: model ``inputs``, ``targets`` (None when unlabelled) and ``forward(model)``.
 
@@ -115,7 +125,7 @@ def _mapping_batch(batch: Mapping[str, Any], device: torch.device) -> Batch:
     label_key = next((k for k in ("labels", "label") if k in batch), None)
     inputs = {k: to_device(v, device) for k, v in batch.items() if k != label_key}
     y = to_device(batch[label_key], device) if label_key else None
-    return Batch(inputs, y, lambda model: model(**inputs))
+    return Batch(inputs, y, lambda model: call_model(model, inputs))
 
 
 def _tensor_batch(batch: torch.Tensor, device: torch.device) -> Batch:
@@ -143,10 +153,63 @@ def read_batch(batch: Any, device: torch.device) -> Batch:
     for kind, adapter in BATCH_ADAPTERS.items():
         if isinstance(batch, kind):
             return adapter(batch, device)
-    raise TypeError(
+    raise BatchError(
         f"cannot read a batch of type {type(batch).__name__}: expected an (inputs, targets) tuple, a dict with "
         f"'labels' (Hugging Face), or a tensor; register a new layout in tlcourse.train.BATCH_ADAPTERS"
     )
+
+
+class BatchError(TypeError, ValueError):
+    """A batch the package cannot read, or one without the labels a step needs. Both a ``TypeError`` (the
+    feature tools raised one) and a ``ValueError`` (the adaptation loops did), so callers of either keep working."""
+
+
+def labelled_batch(batch: Any, device: torch.device, what: str) -> Batch:
+    """:func:`read_batch`, refusing a batch without targets with a message that names ``what`` needed them.
+
+    Example:
+        >>> labelled_batch((torch.zeros(2, 3), torch.tensor([0, 1])), torch.device("cpu"), "fit").targets
+        tensor([0, 1])
+    """
+    read = read_batch(batch, device)
+    if read.targets is None:
+        raise BatchError(f"{what} needs labelled batches — (inputs, labels) pairs, e.g. a Dataset of (x, y) or "
+                        f"DataLoader(TensorDataset(X, y)), or dicts with 'labels'; got a batch of type "
+                        f"{type(batch).__name__} without labels")
+    return read
+
+
+def cycle_batches(loader: Iterable[Any], n: int | None = None) -> Iterator[Any]:
+    """The loader's batches, starting it again when it runs out (a shuffled loader reshuffles each pass): ``n``
+    of them, or forever when ``n`` is None. A loader that yields nothing is an error, not an endless wait.
+
+    Example:
+        >>> list(cycle_batches([1, 2], n=5))
+        [1, 2, 1, 2, 1]
+    """
+    count = 0
+    while n is None or count < n:
+        empty = True
+        for batch in loader:
+            if n is not None and count >= n:
+                return
+            empty = False
+            count += 1
+            yield batch
+        if empty:
+            raise ValueError("a loader yielded no batches; is the dataset empty (or drop_last with a tiny set)?")
+
+
+def grad_scaler(device: torch.device, amp: bool = True) -> torch.amp.GradScaler:
+    """The loss scaler of a mixed-precision step: on for float16 autocast on CUDA, off otherwise (bfloat16 and
+    float32 need none) — so every training loop calls ``scaler.scale(loss).backward()`` the same way.
+
+    Example:
+        >>> grad_scaler(torch.device("cpu")).is_enabled()
+        False
+    """
+    fp16 = amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    return torch.amp.GradScaler("cuda", enabled=fp16)
 
 
 def _tensor_in(output: Any, attribute: str) -> torch.Tensor | None:

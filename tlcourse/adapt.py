@@ -34,7 +34,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm.auto import tqdm
 
-from tlcourse._plumbing import channels_last
+from tlcourse._plumbing import channels_last, cycle_batches, grad_scaler, labelled_batch, read_batch
 from tlcourse.device import autocast, get_device, seed_everything
 from tlcourse.history import History
 
@@ -297,33 +297,6 @@ def coral_align(Xs: np.ndarray, Xt: np.ndarray, eps: float = 1.0) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------
 # Training loops
 # --------------------------------------------------------------------------------------------------------------
-def _inputs(batch: Any) -> torch.Tensor:
-    """The inputs of a batch that is ``(x, y, ...)`` or ``x``."""
-    if isinstance(batch, (tuple, list)):
-        return batch[0]
-    return batch
-
-
-def _source_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        raise ValueError(
-            "the source loader must yield (inputs, labels) pairs, e.g. DataLoader(TensorDataset(X, y)); got a "
-            f"batch of type {type(batch).__name__}"
-        )
-    return batch[0], batch[1]
-
-
-def _forever(loader: Iterable[Any]) -> Iterator[Any]:
-    """Cycle a loader, re-creating its iterator each pass (so a shuffled loader reshuffles)."""
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("a loader yielded no batches; is the dataset empty (or drop_last with a tiny set)?")
-
-
 @dataclass
 class AdaptResult:
     """What an adaptation run returns: the trained model, the per-epoch history and the method name.
@@ -359,9 +332,8 @@ class AdaptResult:
             device = torch.device("cpu")
         out = []
         for batch in x_loader:
-            x = _inputs(batch).to(device)
             with autocast(device):
-                logits = self.model(x)
+                logits = read_batch(batch, device).forward(self.model)
             out.append(torch.softmax(logits.float(), dim=1).cpu())
         if not out:
             raise ValueError("the loader yielded no batches")
@@ -414,15 +386,15 @@ def _setup_run(feature_extractor: nn.Module, classifier: nn.Module, source_loade
         m.to(dev)
     params = [p for m in (model, *extra_modules) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and not torch.cuda.is_bf16_supported())
-    target = _forever(target_loader) if target_loader is not None and adapt_term is not None else None
+    scaler = grad_scaler(dev)
+    target = cycle_batches(target_loader) if target_loader is not None and adapt_term is not None else None
     return _AdaptRun(feature_extractor, classifier, model, extra_modules, optimizer, scaler, dev,
-                     _forever(source_loader), target, adapt_term, target_grad)
+                     cycle_batches(source_loader), target, adapt_term, target_grad)
 
 
 def _target_features(run: _AdaptRun) -> torch.Tensor:
     """The next target batch's features: with gradient, or (source-only baseline) in eval mode without it."""
-    xt = _inputs(next(run.target)).to(run.device)
+    xt = read_batch(next(run.target), run.device).inputs
     if run.target_grad:
         return run.feature_extractor(xt)
     run.feature_extractor.eval()
@@ -436,8 +408,8 @@ def _adapt_step(run: _AdaptRun, weight: float) -> dict[str, float]:
     """One step: cross-entropy on a source batch + the adaptation term on (source, target) features."""
     from tlcourse.train import apply_gradients
 
-    xs, ys = _source_batch(next(run.source))
-    xs, ys = xs.to(run.device), ys.to(run.device).long()
+    source = labelled_batch(next(run.source), run.device, "the source loader")
+    xs, ys = source.inputs, source.targets.long()
     with autocast(run.device):
         fs = run.feature_extractor(xs)
         cls = F.cross_entropy(run.classifier(fs).float(), ys)
@@ -554,9 +526,9 @@ def fit_dann(
     if seed is not None:
         seed_everything(seed)
     if discriminator is None:
-        xs, _ = _source_batch(next(iter(source_loader)))
         dev = get_device(device)
-        discriminator = DomainDiscriminator(_feature_dim(feature_extractor.to(dev), xs.to(dev)))
+        xs = labelled_batch(next(iter(source_loader)), dev, "the source loader").inputs
+        discriminator = DomainDiscriminator(_feature_dim(feature_extractor.to(dev), xs))
     grl = GradientReversal(0.0)
     disc = discriminator
 

@@ -23,7 +23,7 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -34,7 +34,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm, trange
 
-from tlcourse._plumbing import BATCH_ADAPTERS, Batch, as_loader, channels_last, choose, logits_of, read_batch
+from tlcourse._plumbing import (
+    BATCH_ADAPTERS,
+    Batch,
+    as_loader,
+    channels_last,
+    choose,
+    cycle_batches,
+    grad_scaler,
+    logits_of,
+    read_batch,
+)
 from tlcourse.config import profile
 from tlcourse.device import autocast, get_device, seed_everything
 from tlcourse.history import EarlyStopping, History, _is_number, _jsonable
@@ -379,7 +389,7 @@ def _setup(model: nn.Module, train_data: Data, settings: FitSettings, device: to
     model.to(dev)
     groups, base_lr = _param_groups(model, s.lr)
     use_amp = _resolve_amp(s.amp, dev)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())  # bf16: none
+    scaler = grad_scaler(dev, use_amp)
     criterion = _make_loss(s.loss_fn, s.class_weights, dev)
     opt = opt_factory(groups, base_lr, s.weight_decay, s.momentum)
     trainable = [p for g in groups for p in g["params"]]
@@ -412,7 +422,7 @@ def apply_gradients(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler
     Example:
         >>> net = nn.Linear(2, 1); opt = torch.optim.SGD(net.parameters(), lr=0.1)
         >>> before = net.weight.detach().clone()
-        >>> apply_gradients(net(torch.ones(1, 2)).sum(), opt, torch.amp.GradScaler("cuda", enabled=False))
+        >>> apply_gradients(net(torch.ones(1, 2)).sum(), opt, grad_scaler(torch.device("cpu")))
         >>> bool((net.weight != before).all())
         True
     """
@@ -964,17 +974,6 @@ class _LRSweep(_Callback):
         self.i += 1
 
 
-def _cycle(loader: Iterable[Any], n: int) -> Iterator[Any]:
-    """``n`` batches from ``loader``, starting it again when it runs out."""
-    batches = iter(loader)
-    for _ in range(n):
-        try:
-            yield next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            yield next(batches)
-
-
 def lr_find(
     model: nn.Module,
     train_data: Data,
@@ -1023,7 +1022,7 @@ def lr_find(
     sweep = _LRSweep(start_lr, (end_lr / start_lr) ** (1 / (num_iter - 1)), smooth, diverge, progress, num_iter)
     try:
         with channels_last(run.model, run.device):
-            _train_epoch(run, _cycle(run.loader, num_iter), [sweep], None)
+            _train_epoch(run, cycle_batches(run.loader, num_iter), [sweep], None)
     finally:
         sweep.bar.close()
         model.load_state_dict(saved_state)
