@@ -101,3 +101,33 @@ def test_the_plumbing_pattern_check_sees_copies() -> None:
     for source, words in copies.items():
         assert any(words in hit for hit in _copied_plumbing(ast.parse(source))), source
     assert _copied_plumbing(ast.parse("b = read_batch(next(it), dev)\nscaler = grad_scaler(dev)")) == []
+
+
+def _pooling_registries(tree: ast.AST) -> list[int]:
+    """Dict literals keyed by two or more pooling names (a second pooling registry, as features and text once had,
+    one of them ignoring padding masks)."""
+    names = {"mean", "avg", "max", "cls", "flat"}
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Dict)
+            and len({k.value for k in node.keys if isinstance(k, ast.Constant)} & names) >= 2]
+
+
+def test_one_pooling_registry() -> None:
+    found = [f"{path.relative_to(PACKAGE)}:{line}" for path in sorted(PACKAGE.rglob("*.py"))
+             if path.name != "pooling.py" for line in _pooling_registries(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not found, f"pool through tlcourse.pooling.POOLINGS: {found}"
+    assert _pooling_registries(ast.parse('POOLS = {"avg": a, "max": b}')) == [1]
+    assert _pooling_registries(ast.parse('GROUPS = {"stem": a, "head": b}')) == []
+
+
+def test_every_module_is_mapped_and_reachable() -> None:
+    """Each module is in ARCHITECTURE.md's map and (but the hub's spawner, which needs JupyterHub) a lazy
+    attribute of ``tlcourse`` (``tlcourse.stats`` once failed as an attribute)."""
+    import tlcourse
+
+    modules = {p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("_")}
+    modules |= {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    architecture = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    assert [m for m in sorted(modules) if f"`{m}`" not in architecture and f"`{m}/`" not in architecture] == []
+    # ``tlcourse.record`` and ``tlcourse.quiz`` are the modules' functions of the same name, on purpose
+    unreachable = [m for m in sorted(modules - {"hubspawner"}) if not hasattr(tlcourse, m)]
+    assert unreachable == [], f"add these to tlcourse._SUBMODULES: {unreachable}"

@@ -310,3 +310,19 @@ def test_efficientnet_lite0_penultimate_and_block_features():
     assert feats["blocks.3"].shape == (8, 80)
     np.testing.assert_allclose(feats["penultimate"], X, rtol=1e-4, atol=1e-4)
     assert F.CACHE_STATS == {"hits": 1, "misses": 2}
+
+
+def test_hooked_token_layers_pool_over_real_tokens_only():
+    """A hooked transformer layer is pooled over each text's real tokens (the batch's attention mask): a short
+    sentence gets the same vector alone as padded beside a long one (the old feature pooling averaged padding in)."""
+    from torch.utils.data import DataLoader
+
+    from tlcourse.text import TextCollate, TokenizedTexts, sentence_encoder
+
+    tok, enc = sentence_encoder("minilm")
+    texts = ["short .", "a much longer sentence that forces the short one to be padded with many tokens ."]
+    collate = TextCollate(tok, 64)
+    data = TokenizedTexts(texts, [0, 1], tok, 64)
+    together, _ = extract(enc, DataLoader(data, batch_size=2, collate_fn=collate), "encoder.layer.2", cache=False)
+    alone, _ = extract(enc, DataLoader(data, batch_size=1, collate_fn=collate), "encoder.layer.2", cache=False)
+    np.testing.assert_allclose(together, alone, atol=1e-4)

@@ -69,7 +69,7 @@ def test_cls_and_max_pool():
     mask = torch.tensor([[1, 1, 0]])
     assert cls_pool(h, mask).tolist() == [[1.0, -1.0]]
     assert max_pool(h, mask).tolist() == [[5.0, 2.0]]
-    assert set(POOLINGS) == {"mean", "cls", "max"}
+    assert set(POOLINGS) == {"mean", "avg", "cls", "max", "flat"}  # the package registry (tlcourse.pooling)
 
 
 def test_pooling_errors():
@@ -173,6 +173,7 @@ def test_encode_sentences_order_and_cache(cache, monkeypatch):
         raise AssertionError("the cache should have answered")
 
     monkeypatch.setattr(text, "_run_encoder", boom)
+    monkeypatch.setattr(text, "_run_sentence_transformer", boom)
     assert np.array_equal(encode_sentences(TEXTS, max_length=32, progress=False), X)
     unit = encode_sentences(TEXTS, max_length=32, normalize=True, progress=False)
     assert np.allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
@@ -249,3 +250,39 @@ def test_text_error_pager():
     assert "No misclassified" in ok.children[1].value
     with pytest.raises(ValueError, match="must match"):
         text_error_pager(["a", "b"], [1], [1, 0])
+
+
+# ------------------------------------------------------------------------------------- one pooling, the field's tool
+def test_frozen_embeddings_come_from_sentence_transformers(cache, monkeypatch):
+    """A registered encoder with mean pooling runs through sentence-transformers' own modules (the weight package
+    ships a sentence-transformers folder); they agree with the model card's pipeline (Normalize included) and
+    with pooling by hand, which stays for loaded models and other poolings."""
+    from sentence_transformers import SentenceTransformer
+
+    from tlcourse.models import _text_location
+
+    mine = encode_sentences(TEXTS, "minilm", max_length=64, normalize=True, cache=False, progress=False)
+    card = SentenceTransformer(_text_location("minilm"), device="cpu")
+    card.max_seq_length = 64
+    np.testing.assert_allclose(mine, card.encode(TEXTS, convert_to_numpy=True), atol=1e-5)
+    tok, enc = sentence_encoder("minilm")
+    by_hand = encode_sentences(TEXTS, enc, tokenizer=tok, max_length=64, normalize=True, cache=False,
+                               progress=False)
+    np.testing.assert_allclose(mine, by_hand, atol=1e-5)
+
+    def no_hand_pooling(*args, **kwargs):
+        raise AssertionError("the registered encoder's mean embeddings should not be pooled by hand")
+
+    monkeypatch.setattr(text, "_run_encoder", no_hand_pooling)
+    encode_sentences(TEXTS[:2], "minilm", max_length=64, cache=False, progress=False)
+    with pytest.raises(AssertionError, match="by hand"):  # cls pooling is not sentence-transformers' model
+        encode_sentences(TEXTS[:2], "minilm", pooling="cls", max_length=64, cache=False, progress=False)
+
+
+def test_text_pooling_is_the_package_registry():
+    from tlcourse import features, pooling
+
+    assert text.POOLINGS is pooling.POOLINGS is features.POOLS
+    assert text.mean_pool is pooling.mean_pool
+    with pytest.raises(ValueError, match="one per text"):
+        SentenceClassifier(sentence_encoder("minilm")[1], 2, pooling="flat")

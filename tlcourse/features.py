@@ -10,7 +10,8 @@ chosen by the first matching strategy in :data:`PENULTIMATE_STRATEGIES`:
 * ``hf_encoder``: a Hugging Face encoder without head: ``last_hidden_state`` averaged over the real tokens.
 
 ``layer="blocks.3"`` (any name in ``model.named_modules()``) takes that module's output through a forward hook,
-pooled by :data:`POOLS` (``"avg"``: 4-D maps → mean over H×W, 3-D tokens → mean over tokens). The forward pass
+pooled by :data:`POOLS`, the package's one registry (:mod:`tlcourse.pooling`; ``"avg"``: 4-D maps → mean over H×W,
+3-D tokens → mean over the batch's real tokens). The forward pass
 stops as soon as every hooked layer has fired, so early layers are cheap.
 
 **Cache.** Features are stored as ``.npz`` files in :func:`cache_dir` under a sha256 key of: backbone name,
@@ -59,6 +60,9 @@ from tlcourse import cache as disk_cache
 from tlcourse._plumbing import as_loader, call_model, channels_last, first_tensor, labelled_batch
 from tlcourse.config import profile, profile_name
 from tlcourse.device import autocast, get_device
+from tlcourse.pooling import POOLINGS as POOLS
+from tlcourse.pooling import get_pooling, mean_pool
+from tlcourse.pooling import pool as pooled_by
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -84,7 +88,7 @@ __all__ = [
 ]
 
 PENULTIMATE = "penultimate"  # the layer name that means "what the classifier head sees" (same as layer=None)
-CACHE_FORMAT = 1  # bump when the file layout or the meaning of a key changes
+CACHE_FORMAT = 2  # bump when the file layout or the meaning of a key changes (2: token layers pooled by mask)
 CACHE_STATS: dict[str, int] = {"hits": 0, "misses": 0}
 
 Data = DataLoader | Dataset
@@ -316,41 +320,12 @@ def _cache_save(path: Path, features: np.ndarray, labels: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------------------- running the model
-def _pool_avg(t: torch.Tensor) -> torch.Tensor:
-    return t.mean(dim=tuple(range(2, t.dim()))) if t.dim() == 4 else t.mean(dim=1)
-
-
-def _pool_max(t: torch.Tensor) -> torch.Tensor:
-    return t.amax(dim=tuple(range(2, t.dim()))) if t.dim() == 4 else t.amax(dim=1)
-
-
-def _pool_first(t: torch.Tensor) -> torch.Tensor:
-    if t.dim() != 3:
-        raise ValueError(f"pool='cls' takes the first token of a (N, tokens, C) output; got shape {tuple(t.shape)}")
-    return t[:, 0]
-
-
-def _pool_flat(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1)
-
-
-# How a layer's output becomes one vector per example: 4-D (N, C, H, W) maps pool over H×W, 3-D (N, T, C)
-# token outputs over tokens; 2-D outputs are used as they are. "flat" keeps the whole map (tlcourse.dense).
-POOLS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "avg": _pool_avg,
-    "max": _pool_max,
-    "cls": _pool_first,
-    "flat": _pool_flat,
-}
-
-
-def _pooled(out: Any, pool: str) -> torch.Tensor:
+def _pooled(out: Any, pool: str, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """A hooked layer's output as one vector per example (:func:`tlcourse.pooling.pool`); token outputs of a
+    Hugging Face batch are pooled over its real tokens when the mask fits them."""
     t = first_tensor(out)
-    if t.dim() == 2:
-        return t
-    if t.dim() not in (3, 4):
-        raise ValueError(f"cannot pool a layer output of shape {tuple(t.shape)}: expected 2-, 3- or 4-D")
-    return POOLS[pool](t)
+    fits = attention_mask is not None and t.dim() == 3 and tuple(attention_mask.shape) == tuple(t.shape[:2])
+    return pooled_by(pool, t, attention_mask if fits else None)
 
 
 class _StopForward(Exception):
@@ -412,11 +387,7 @@ def _run_hooked_input(find: Callable[[nn.Module], nn.Module | None]) -> Callable
 
 def _run_hf_encoder(model: nn.Module, x: Any) -> torch.Tensor:
     hidden = first_tensor(call_model(model, x))
-    mask = x.get("attention_mask") if isinstance(x, Mapping) else None
-    if mask is None:
-        return hidden.mean(dim=1)
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1)
+    return mean_pool(hidden, x.get("attention_mask") if isinstance(x, Mapping) else None)
 
 
 # Tried in order; the first whose ``applies`` is true gives ``layer=None`` features.
@@ -483,13 +454,14 @@ def _run_pass(
     want_penultimate = PENULTIMATE in layers
     strategy = PENULTIMATE_STRATEGIES[penultimate_strategy(model)] if want_penultimate else None
     current: dict[str, torch.Tensor] = {}
+    mask: dict[str, torch.Tensor | None] = {"now": None}  # the batch's attention mask, for token outputs
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in layers}
     labels: list[np.ndarray] = []
 
     def make_hook(name: str) -> Callable[..., None]:
         def hook(_m: nn.Module, _inputs: Any, output: Any) -> None:
             if name not in current:  # a module called twice in one forward: keep its first output
-                current[name] = _pooled(output, pool).float()
+                current[name] = _pooled(output, pool, mask["now"]).float()
             if not want_penultimate and len(current) == len(hooked):
                 raise _StopForward
 
@@ -506,6 +478,7 @@ def _run_pass(
             for batch in bar:
                 read = labelled_batch(batch, device, "extract_features")
                 x, y = read.inputs, read.targets
+                mask["now"] = x.get("attention_mask") if isinstance(x, Mapping) else None
                 current.clear()
                 try:
                     if strategy is not None:
@@ -553,8 +526,7 @@ def extract_layers(
         >>> {k: v.shape for k, v in feats.items()}
         {'0': (4, 4), 'penultimate': (4, 4)}
     """
-    if pool not in POOLS:
-        raise ValueError(f"unknown pool {pool!r}; choose one of {sorted(POOLS)}")
+    get_pooling(pool)  # an unknown name fails before any work
     names = _check_layers(model, layers)
     dev = get_device(device)
     amp = bool(profile().amp and dev.type == "cuda")

@@ -6,8 +6,8 @@ embeddings with an on-disk cache, a mean-pooling sentence classifier, word vecto
   dict that Hugging Face models and ``tlcourse.train.fit`` read (``input_ids``, ``attention_mask``, ``labels``);
   :class:`LengthGroupedSampler` puts sentences of similar length in the same batch, so little compute is spent on
   padding; :func:`text_loader` wires the three into a ``DataLoader``.
-* **Pooling.** :data:`POOLINGS` turns token vectors ``(B, T, H)`` into one vector per text ``(B, H)``:
-  ``mean`` (attention-mask-weighted mean: how all-MiniLM-L6-v2 was trained), ``cls`` (first token), ``max``.
+* **Pooling** comes from :mod:`tlcourse.pooling` (the package's one registry, re-exported here): ``mean``
+  (attention-mask-weighted mean: how all-MiniLM-L6-v2 was trained), ``cls`` (first token), ``max``.
 * **Sentence embeddings.** :func:`encode_sentences` runs a frozen encoder over texts and pools them; results are
   cached as ``.npz`` files in the course's cache (``tlcourse.cache``) keyed on the weights, texts and settings.
   :func:`sentence_encoder` is the shared frozen copy it uses.
@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from tlcourse import cache as disk_cache
 from tlcourse.config import profile
 from tlcourse.device import get_device
+from tlcourse.pooling import POOLINGS, cls_pool, flat_pool, get_pooling, max_pool, mean_pool
 
 if TYPE_CHECKING:  # pragma: no cover
     import ipywidgets
@@ -68,62 +69,6 @@ __all__ = [
 ]
 
 CACHE_FORMAT = 1  # bump when the meaning of a cached sentence-embedding file changes
-
-
-# ---------------------------------------------------------------------------------------------------- pooling
-def _mask(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    if attention_mask is None:
-        return torch.ones(hidden.shape[:2], dtype=hidden.dtype, device=hidden.device)
-    if attention_mask.shape != hidden.shape[:2]:
-        raise ValueError(f"attention_mask {tuple(attention_mask.shape)} does not match tokens {tuple(hidden.shape[:2])}")
-    return attention_mask.to(hidden.dtype)
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of the token vectors of each text over its real tokens (``attention_mask`` 1), ignoring padding.
-
-    Example:
-        >>> h = torch.tensor([[[1.0], [3.0], [100.0]]])
-        >>> mean_pool(h, torch.tensor([[1, 1, 0]])).tolist()
-        [[2.0]]
-    """
-    m = _mask(hidden, attention_mask).unsqueeze(-1)
-    return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-
-
-def cls_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """The first token's vector (``[CLS]`` for BERT models).
-
-    Example:
-        >>> cls_pool(torch.tensor([[[1.0], [3.0]]])).tolist()
-        [[1.0]]
-    """
-    return hidden[:, 0]
-
-
-def max_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-dimension maximum over the real tokens.
-
-    Example:
-        >>> max_pool(torch.tensor([[[1.0], [3.0], [100.0]]]), torch.tensor([[1, 1, 0]])).tolist()
-        [[3.0]]
-    """
-    m = _mask(hidden, attention_mask).unsqueeze(-1)
-    return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
-
-
-#: Pooling name → fn(hidden (B, T, H), attention_mask (B, T)) → (B, H).
-POOLINGS: dict[str, Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]] = {
-    "mean": mean_pool,
-    "cls": cls_pool,
-    "max": max_pool,
-}
-
-
-def _pooling(name: str) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
-    if name not in POOLINGS:
-        raise ValueError(f"unknown pooling {name!r}; choose one of {sorted(POOLINGS)}")
-    return POOLINGS[name]
 
 
 # ------------------------------------------------------------------------------------------------ tokenised data
@@ -352,7 +297,8 @@ class SentenceClassifier(nn.Module):
         super().__init__()
         if num_labels < 1:
             raise ValueError(f"num_labels must be >= 1, got {num_labels}")
-        _pooling(pooling)
+        if get_pooling(pooling) is flat_pool:
+            raise ValueError("pooling='flat' gives a vector per token, not one per text; choose mean, cls or max")
         if getattr(encoder, "pooler", None) is not None:
             encoder.pooler = None  # BERT's [CLS] pooler: unused here, and it would never get a gradient
         self.bert = encoder
@@ -371,7 +317,7 @@ class SentenceClassifier(nn.Module):
             torch.Size([1, 384])
         """
         out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return _pooling(self.pooling)(out.last_hidden_state, attention_mask)
+        return get_pooling(self.pooling)(out.last_hidden_state, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
@@ -472,6 +418,32 @@ def _run_encoder(encoder: nn.Module, tokenizer: Any, texts: list[str], pool: Cal
     return out
 
 
+@lru_cache(maxsize=2)
+def _sentence_transformer(name: str, max_length: int) -> Any:
+    """The registered encoder as sentence-transformers' own pipeline — its ``Transformer`` module and a mean
+    ``Pooling`` (the one all-MiniLM-L6-v2 was trained with), read from the weight package's folder; no ``Normalize``
+    step (``encode_sentences(normalize=...)`` decides). None when the folder is no sentence-transformers model."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    from tlcourse.models import _text_location
+
+    folder = Path(_text_location(name))
+    if not (folder / "modules.json").is_file():
+        return None
+    transformer = Transformer(str(folder), max_seq_length=max_length)
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    return SentenceTransformer(modules=[transformer, pooling], device="cpu")
+
+
+def _run_sentence_transformer(model: Any, texts: list[str], batch_size: int, device: torch.device,
+                              progress: bool) -> np.ndarray:
+    model.to(device)
+    vectors = model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
+                           show_progress_bar=progress)
+    return np.asarray(vectors, dtype=np.float32)
+
+
 def encode_sentences(
     texts: Sequence[str],
     model: str | nn.Module = "minilm",
@@ -490,7 +462,8 @@ def encode_sentences(
     ``model`` is a registered text backbone name (``"minilm"``: all-MiniLM-L6-v2, the tokenizer comes with it) or
     a loaded encoder / :class:`SentenceClassifier` / ``...ForSequenceClassification`` (then pass ``tokenizer``).
     Texts are truncated to ``max_length`` tokens, run in batches of similar length, and pooled with ``pooling``
-    (:data:`POOLINGS`); ``normalize`` scales each vector to unit length (what sentence-transformers does for
+    (:data:`POOLINGS`) — a registered name with mean pooling runs through sentence-transformers (the model's own
+    ``Transformer`` + ``Pooling`` modules), anything else through the encoder here; ``normalize`` scales each vector to unit length (what sentence-transformers does for
     all-MiniLM-L6-v2). The cache file (``tlcourse.features.cache_dir()``) is keyed on a digest of every weight,
     the texts, ``max_length``, ``pooling`` and ``normalize``; ``cache=False`` skips it.
 
@@ -501,8 +474,9 @@ def encode_sentences(
     """
     from tlcourse.features import weights_fingerprint
 
-    pool = _pooling(pooling)
+    pool = get_pooling(pooling)
     texts = [str(t) for t in texts]
+    plain = isinstance(model, str) and tokenizer is None and pool is mean_pool  # sentence-transformers' own case
     if isinstance(model, str):
         tok, encoder = sentence_encoder(model)
         tokenizer = tokenizer or tok
@@ -521,8 +495,12 @@ def encode_sentences(
     stored = disk_cache.load(path) if cache else None
     vectors = stored.get("vectors") if stored else None
     if vectors is None or vectors.shape[0] != len(texts):
-        vectors = _run_encoder(encoder, tokenizer, texts, pool, max_length, batch_size, dev, progress,
-                               f"encode {len(texts)} texts")
+        st_model = _sentence_transformer(model, max_length) if plain else None
+        if st_model is not None:  # the field's tool where the lesson does not teach pooling itself
+            vectors = _run_sentence_transformer(st_model, texts, batch_size, dev, progress)
+        else:
+            vectors = _run_encoder(encoder, tokenizer, texts, pool, max_length, batch_size, dev, progress,
+                                   f"encode {len(texts)} texts")
         if cache:
             disk_cache.save(path, vectors=vectors)
     if normalize:

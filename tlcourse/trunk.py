@@ -79,7 +79,7 @@ def _bert_layer(encoder: nn.Module, layer: nn.Module) -> Run:
 
 
 def _stages_sentence_classifier(m: nn.Module) -> list[Stage]:
-    from tlcourse.text import _pooling
+    from tlcourse.pooling import get_pooling
 
     bert = m.bert
 
@@ -89,7 +89,7 @@ def _stages_sentence_classifier(m: nn.Module) -> list[Stage]:
         return {"hidden_states": hidden, "attention_mask": state["attention_mask"]}
 
     def head(state: dict[str, torch.Tensor]) -> torch.Tensor:
-        pooled = _pooling(m.pooling)(state["hidden_states"], state["attention_mask"])
+        pooled = get_pooling(m.pooling)(state["hidden_states"], state["attention_mask"])
         return m.classifier(m.dropout(pooled))
 
     out = [Stage("embeddings", [bert.embeddings], embed)]
