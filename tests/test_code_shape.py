@@ -131,3 +131,18 @@ def test_every_module_is_mapped_and_reachable() -> None:
     # ``tlcourse.record`` and ``tlcourse.quiz`` are the modules' functions of the same name, on purpose
     unreachable = [m for m in sorted(modules - {"hubspawner"}) if not hasattr(tlcourse, m)]
     assert unreachable == [], f"add these to tlcourse._SUBMODULES: {unreachable}"
+
+
+def _imports(module: str) -> set[str]:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    found = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    found |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    return {name for name in found if name.startswith("tlcourse")}
+
+
+def test_generic_modules_do_not_reach_up() -> None:
+    """``trunk`` (generic: any model cut into stages) and ``features`` import nothing from ``text``; ``pooling``
+    is a leaf. The sentence classifier registers its own groups and stages."""
+    assert not {m for m in _imports("trunk") if m.startswith(("tlcourse.text", "tlcourse.viz"))}, _imports("trunk")
+    assert not {m for m in _imports("features") if m.startswith(("tlcourse.text", "tlcourse.viz"))}
+    assert _imports("pooling") == set()

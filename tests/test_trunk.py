@@ -107,3 +107,16 @@ def test_l2sp_pulls_towards_the_start_and_fit_adds_it(images):
     assert L2SP(model, exclude=("classifier",)).distance(held) < L2SP(model).distance(free)
     with pytest.raises(ValueError, match="no trainable parameter"):
         L2SP(freeze(copy.deepcopy(model)), exclude=("classifier",))
+
+
+def test_stages_are_the_layer_groups() -> None:
+    """Architecture knowledge in one place per family: a model's stages are its layer groups (names and modules
+    from tlcourse.freeze), with only how each runs added (they once had to agree by hand)."""
+    from tlcourse.freeze import layer_groups
+    from tlcourse.models import build_classifier
+    from tlcourse.text import load_sentence_classifier
+    from tlcourse.trunk import stages
+
+    for model in (build_classifier("efficientnet_lite0", 2, pretrained=False), load_sentence_classifier()[1]):
+        got = [(s.name, [id(m) for m in s.modules]) for s in stages(model)]
+        assert got == [(g.name, [id(m) for m in g.modules]) for g in layer_groups(model)], type(model).__name__

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,11 +38,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from tlcourse import cache as disk_cache
 from tlcourse.config import profile
+from tlcourse.data.samplers import LengthGroupedSampler
 from tlcourse.device import get_device
 from tlcourse.pooling import POOLINGS, cls_pool, flat_pool, get_pooling, max_pool, mean_pool
 
@@ -190,56 +191,6 @@ class TextCollate:
         return self.fingerprint
 
 
-class LengthGroupedSampler(Sampler[int]):
-    """Indices ordered so that each run of ``batch_size`` holds texts of similar length: less padding, less compute.
-
-    ``shuffle=False``: longest first (a deterministic order for evaluation). ``shuffle=True``: a new seeded
-    permutation each epoch, cut into chunks of ``chunk * batch_size``, each chunk sorted by length and cut into
-    batches, and the batches shuffled (Hugging Face's ``group_by_length`` does the same).
-
-    Example:
-        >>> list(LengthGroupedSampler([3, 9, 5, 1], batch_size=2, shuffle=False))
-        [1, 2, 0, 3]
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 chunk: int = 50) -> None:
-        if batch_size < 1 or chunk < 1:
-            raise ValueError(f"batch_size and chunk must be >= 1, got {batch_size}, {chunk}")
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.batch_size, self.shuffle, self.seed, self.chunk = int(batch_size), bool(shuffle), int(seed), int(chunk)
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def order(self, epoch: int = 0) -> np.ndarray:
-        """The indices of one epoch (``epoch`` seeds the shuffle).
-
-        Example:
-            >>> sorted(LengthGroupedSampler([1, 2, 3], 2).order(0).tolist())
-            [0, 1, 2]
-        """
-        if not self.shuffle:
-            return np.argsort(-self.lengths, kind="stable")
-        rng = np.random.default_rng(self.seed + epoch)
-        perm = rng.permutation(len(self.lengths))
-        size = self.batch_size * self.chunk
-        batches: list[np.ndarray] = []
-        for start in range(0, len(perm), size):
-            part = perm[start:start + size]
-            part = part[np.argsort(-self.lengths[part], kind="stable")]
-            batches += [part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size)]
-        if not batches:
-            return perm
-        return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
-
-    def __iter__(self) -> Iterator[int]:
-        order = self.order(self.epoch)
-        self.epoch += 1
-        return iter(order.tolist())
-
-
 def text_loader(
     data: Any,
     tokenizer: Any,
@@ -324,22 +275,53 @@ class SentenceClassifier(nn.Module):
         return self.classifier(self.dropout(self.embed(input_ids, attention_mask, token_type_ids)))
 
 
+# the sentence classifier's architecture, in one place: its layer groups (tlcourse.freeze) and how each group runs
+# on cached states (tlcourse.trunk)
 def _groups_sentence_classifier(m: nn.Module) -> list[Any]:
     from tlcourse.freeze import LayerGroup
 
     groups = [LayerGroup("embeddings", [m.bert.embeddings])]
     groups += [LayerGroup(f"encoder.{i}", [layer]) for i, layer in enumerate(m.bert.encoder.layer)]
-    groups.append(LayerGroup("head", [m.classifier]))
+    groups.append(LayerGroup("head", [m.classifier, m.dropout]))  # dropout: no weights, but train/eval mode
     return groups
 
 
-def _register_layer_groups() -> None:
+def _bert_layer(encoder: nn.Module, layer: nn.Module) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    from transformers.masking_utils import create_bidirectional_mask
+
+    def run(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=state["hidden_states"],
+                                         attention_mask=state["attention_mask"])
+        out = layer(state["hidden_states"], attention_mask=mask)
+        return {**state, "hidden_states": out[0] if isinstance(out, tuple) else out}
+
+    return run
+
+
+def _runs_sentence_classifier(m: nn.Module) -> dict[str, Callable[..., Any]]:
+    bert = m.bert
+
+    def embed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        hidden = bert.embeddings(input_ids=state["input_ids"], token_type_ids=state.get("token_type_ids"))
+        return {"hidden_states": hidden, "attention_mask": state["attention_mask"]}
+
+    def head(state: dict[str, torch.Tensor]) -> torch.Tensor:
+        pooled = get_pooling(m.pooling)(state["hidden_states"], state["attention_mask"])
+        return m.classifier(m.dropout(pooled))
+
+    layers = {f"encoder.{i}": _bert_layer(bert, layer) for i, layer in enumerate(bert.encoder.layer)}
+    return {"embeddings": embed, **layers, "head": head}
+
+
+def _register_architecture() -> None:
     from tlcourse.freeze import LAYER_GROUPERS
+    from tlcourse.trunk import STAGERS
 
     LAYER_GROUPERS.setdefault("SentenceClassifier", _groups_sentence_classifier)
+    STAGERS.setdefault("SentenceClassifier", _runs_sentence_classifier)
 
 
-_register_layer_groups()
+_register_architecture()
 
 
 def load_sentence_classifier(name: str = "minilm", num_labels: int = 2, pooling: str = "mean",

@@ -7,9 +7,9 @@ its parameters with ``model``, so ``fit(cached.top, cached.data, ...)`` trains `
 epoch pays only for the top. Augmentation still works: ``views=n`` stores ``n`` augmented passes of a data
 set whose transform is random (each epoch of the cached set then sees ``n`` versions of every image).
 
-A model is cut into *stages*, one per layer group of :func:`tlcourse.freeze.layer_groups` and with the same
-names; :data:`STAGERS` holds how each architecture runs its stages (timm EfficientNet, the course's
-``SentenceClassifier``). BatchNorm layers in the frozen part run in eval mode, as ``fit`` would keep them.
+A model is cut into *stages*: its layer groups (:func:`tlcourse.freeze.layer_groups`, the one place that knows a
+family's groups), each with how it runs from :data:`STAGERS` (timm EfficientNet here; the course's
+``SentenceClassifier`` registered by ``tlcourse.text``). BatchNorm layers in the frozen part run in eval mode, as ``fit`` would keep them.
 
 Example:
     >>> import torch
@@ -55,54 +55,28 @@ class Stage:
 
 
 # ------------------------------------------------------------------------------------ architecture registry
-def _stages_timm_efficientnet(m: nn.Module) -> list[Stage]:
-    out = [Stage("stem", [m.conv_stem, m.bn1], lambda x: m.bn1(m.conv_stem(x)))]
-    out += [Stage(f"blocks.{i}", [b], b) for i, b in enumerate(m.blocks)]
-    out.append(Stage("conv_head", [m.conv_head, m.bn2], lambda x: m.bn2(m.conv_head(x))))
-    out.append(Stage("head", [m.classifier], lambda x: m.forward_head(x)))
-    return out
+def _runs_timm_efficientnet(m: nn.Module) -> dict[str, Run]:
+    """How timm's EfficientNet runs the groups that are more than one module (each block runs as itself)."""
+    return {"stem": lambda x: m.bn1(m.conv_stem(x)), "conv_head": lambda x: m.bn2(m.conv_head(x)),
+            "head": lambda x: m.forward_head(x)}
 
 
-def _bert_mask(encoder: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor) -> Any:
-    from transformers.masking_utils import create_bidirectional_mask
-
-    return create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
-
-
-def _bert_layer(encoder: nn.Module, layer: nn.Module) -> Run:
-    def run(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        mask = _bert_mask(encoder, state["hidden_states"], state["attention_mask"])
-        out = layer(state["hidden_states"], attention_mask=mask)
-        return {**state, "hidden_states": out[0] if isinstance(out, tuple) else out}
-
-    return run
-
-
-def _stages_sentence_classifier(m: nn.Module) -> list[Stage]:
-    from tlcourse.pooling import get_pooling
-
-    bert = m.bert
-
-    def embed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        ids = state["input_ids"]
-        hidden = bert.embeddings(input_ids=ids, token_type_ids=state.get("token_type_ids"))
-        return {"hidden_states": hidden, "attention_mask": state["attention_mask"]}
-
-    def head(state: dict[str, torch.Tensor]) -> torch.Tensor:
-        pooled = get_pooling(m.pooling)(state["hidden_states"], state["attention_mask"])
-        return m.classifier(m.dropout(pooled))
-
-    out = [Stage("embeddings", [bert.embeddings], embed)]
-    out += [Stage(f"encoder.{i}", [layer], _bert_layer(bert, layer)) for i, layer in enumerate(bert.encoder.layer)]
-    out.append(Stage("head", [m.classifier, m.dropout], head))
-    return out
-
-
-#: How each architecture (by class name) is cut into stages named like its ``tlcourse.freeze`` layer groups.
-STAGERS: dict[str, Callable[[nn.Module], list[Stage]]] = {
-    "EfficientNet": _stages_timm_efficientnet,
-    "SentenceClassifier": _stages_sentence_classifier,
+#: How each architecture (by class name) runs its layer groups: group name → ``run(state) -> state``. The groups
+#: themselves — names and modules — come from ``tlcourse.freeze.layer_groups`` (one place per family); a group of
+#: one module without an entry runs as that module. ``tlcourse.text`` registers its ``SentenceClassifier`` here,
+#: next to its layer groups.
+STAGERS: dict[str, Callable[[nn.Module], dict[str, Run]]] = {
+    "EfficientNet": _runs_timm_efficientnet,
 }
+
+
+def _stage(group: Any, runs: dict[str, Run]) -> Stage:
+    run = runs.get(group.name)
+    if run is None and len(group.modules) == 1:
+        run = group.modules[0]
+    if run is None:
+        raise TypeError(f"layer group {group.name!r} has {len(group.modules)} modules and no run in STAGERS")
+    return Stage(group.name, list(group.modules), run)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -119,12 +93,15 @@ def stages(model: nn.Module) -> list[Stage]:
         >>> [s.name for s in stages(build_classifier("efficientnet_lite0", 2, pretrained=False))][-3:]
         ['blocks.6', 'conv_head', 'head']
     """
+    from tlcourse.freeze import layer_groups
+
     inner = _unwrap(model)
     stager = STAGERS.get(type(inner).__name__)
     if stager is None:
         raise TypeError(f"no stages known for {type(inner).__name__}: register a function in "
                         f"tlcourse.trunk.STAGERS (known: {sorted(STAGERS)})")
-    return stager(inner)
+    runs = stager(inner)
+    return [_stage(group, runs) for group in layer_groups(inner)]
 
 
 class Top(nn.Module):
@@ -245,7 +222,7 @@ class CachedTrunk:
             2
         """
         if isinstance(self.data, _PaddedStates):  # texts: batches of similar length, as text_loader makes them
-            from tlcourse.text import LengthGroupedSampler
+            from tlcourse.data.samplers import LengthGroupedSampler
 
             size = int(batch_size or profile().batch_size)
             lengths = [h.shape[0] for h in self.data.hidden]
