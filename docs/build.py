@@ -44,7 +44,7 @@ PROFILES = ("grading", "cpu", "gpu")
 #: bump when the way lessons are executed changes: every cached notebook is then re-run
 EXECUTION_VERSION = "1"
 #: the toolkit's public modules, one API page each (``tlcourse.grading`` is the instructors' life cycle)
-API_MODULES = ("config", "device", "threads", "models", "freeze", "data", "cache", "pooling", "features", "trunk", "history", "train", "stats",
+API_MODULES = ("config", "device", "threads", "models", "freeze", "data", "cache", "pooling", "features", "activations", "trunk", "history", "train", "stats",
                "regularize", "adapt", "dense", "text", "viz", "record", "quiz", "launch", "grading")
 API_INTRO = """# The `tlcourse` toolkit
 

@@ -239,7 +239,7 @@ def test_contextual_vector_depends_on_context(classifier, tok):
 # ------------------------------------------------------------------------------------------------------ pager
 def test_text_error_pager():
     probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
-    w = text_error_pager(["a", "b", "c <i>", "d"], [0, 0, 0, 1], [0, 1, 1, 1], probs, ["neg", "pos"])
+    w = text_error_pager(["a", "b", "c <i>", "d"], [0, 0, 0, 1], [0, 1, 1, 1], probs=probs, class_names=["neg", "pos"])
     prev_btn, next_btn = w.children[0].children
     caption, body = w.children[1], w.children[2]
     assert "1/2" in caption.value and "text #2" in caption.value  # most confident mistake first (0.8)

@@ -463,3 +463,41 @@ def test_misclassified_gallery_pages_exactly_through_wrong_predictions() -> None
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(viz, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 18 and result.failed == 0
+
+
+@pytest.mark.parametrize("class_idx", [None, 1])
+def test_grad_cam_matches_captum(class_idx):
+    """The course's Grad-CAM (tlcourse.activations) equals captum's LayerGradCam (ReLU, bilinear upsampling,
+    scaled to [0, 1]) on a real backbone, for the predicted class and for another one."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    from tlcourse.activations import grad_cam
+    from tlcourse.models import build_classifier
+
+    torch.manual_seed(0)
+    model = build_classifier("efficientnet_lite0", 3, pretrained=False).eval()
+    x = torch.randn(1, 3, 96, 96)
+    mine = grad_cam(model, x[0], "blocks.5", class_idx=class_idx)
+    target = int(model(x)[0].argmax()) if class_idx is None else class_idx
+    attr = LayerGradCam(model, model.blocks[5]).attribute(x, target=target, relu_attributions=True)
+    ref = LayerAttribution.interpolate(attr, (96, 96), interpolate_mode="bilinear")[0, 0].detach()
+    ref = ref - ref.min()
+    ref = (ref / ref.max()).numpy() if ref.max() > 0 else ref.numpy()
+    np.testing.assert_allclose(mine, ref, atol=1e-4)
+    assert mine.max() == pytest.approx(1.0) and not np.allclose(mine, mine.mean())  # a map, not a constant
+
+
+def test_mistake_widgets_take_one_argument_order():
+    """The image gallery and the text pager read the same arguments in the same order (the text pager once took
+    probs before class_names, the gallery the reverse); names a learner's own folders gave are escaped."""
+    import inspect
+
+    from tlcourse import text
+
+    def shape(fn):
+        return [(p.name, p.kind) for p in inspect.signature(fn).parameters.values()][:5]
+
+    assert shape(viz.misclassified_gallery)[1:] == shape(viz.text_error_pager)[1:]
+    assert text.text_error_pager is viz.text_error_pager
+    w = viz.misclassified_gallery(torch.rand(2, 3, 8, 8), [0, 1], [1, 0], class_names=["<b>x</b>", "y"], mean=None)
+    assert "&lt;b&gt;x&lt;/b&gt;" in w.children[1].value and "<b>x</b>" not in w.children[1].value

@@ -1,7 +1,7 @@
 """tlcourse — the support package of an offline-first Jupyter course on transfer learning.
 
 Submodules (one job each; the map is ``ARCHITECTURE.md``): ``config``, ``device``, ``threads``, ``models``,
-``freeze``, ``data``, ``cache``, ``pooling``, ``features``, ``train``, ``history``, ``adapt``, ``dense``, ``viz``, ``text``,
+``freeze``, ``data``, ``cache``, ``pooling``, ``features``, ``activations``, ``train``, ``history``, ``adapt``, ``dense``, ``viz``, ``text``,
 ``record``, ``quiz``, ``lab``, ``launch``, ``grading``, ``cli``.
 Everything is imported lazily, so ``import tlcourse`` is instant and ``tlcourse.models`` works without an
 explicit import.
@@ -45,7 +45,7 @@ _SHORTCUTS = {
 _SUBMODULES = {
     "config", "device", "models", "freeze", "data", "features", "train", "history", "adapt", "dense", "viz",
     "text", "trunk", "regularize", "stats", "quiz", "grading", "cli", "threads", "lab", "cache", "launch",
-    "pooling",
+    "pooling", "activations",
 }
 
 

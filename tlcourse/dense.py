@@ -307,7 +307,7 @@ def make_digit_scenes(
 
 
 def _map_shape(model: nn.Module, data: Dataset, layer: str) -> tuple[int, int, int]:
-    from tlcourse.viz import feature_maps
+    from tlcourse.activations import feature_maps
 
     device = next(model.parameters()).device
     return tuple(int(n) for n in feature_maps(model, data[0][0].to(device), [layer])[layer].shape[1:])

@@ -16,7 +16,8 @@ embeddings with an on-disk cache, a mean-pooling sentence classifier, word vecto
   a list of texts and returns the results in the order of the texts.
 * **Words.** :func:`static_neighbours` searches the input embedding matrix (one vector per word piece, whatever the
   context); :func:`contextual_vector` reads a word's vector in a sentence from the encoder's hidden states.
-* **Error analysis.** :func:`text_error_pager`: an ipywidgets pager over the misclassified texts.
+* **Error analysis.** ``text_error_pager`` (the widget lives in ``tlcourse.viz``, with the same arguments as the
+  image gallery; reachable here too): an ipywidgets pager over the misclassified texts.
 
 Example:
     >>> import torch
@@ -28,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -48,7 +48,7 @@ from tlcourse.device import get_device
 from tlcourse.pooling import POOLINGS, cls_pool, flat_pool, get_pooling, max_pool, mean_pool
 
 if TYPE_CHECKING:  # pragma: no cover
-    import ipywidgets
+    pass
 
 __all__ = [
     "POOLINGS",
@@ -66,7 +66,6 @@ __all__ = [
     "predict_texts",
     "static_neighbours",
     "contextual_vector",
-    "text_error_pager",
 ]
 
 CACHE_FORMAT = 1  # bump when the meaning of a cached sentence-embedding file changes
@@ -603,63 +602,12 @@ def contextual_vector(sentence: str, word: str, model: str | nn.Module = "minilm
 
 
 # ------------------------------------------------------------------------------------------------ error pager
-def text_error_pager(
-    texts: Sequence[str],
-    y_true: Sequence[int] | np.ndarray,
-    y_pred: Sequence[int] | np.ndarray,
-    probs: np.ndarray | None = None,
-    class_names: Sequence[str] | None = None,
-    *,
-    most_confident_first: bool = True,
-    max_chars: int = 1200,
-) -> ipywidgets.VBox:
-    """Widget paging through the misclassified texts: Prev/Next buttons, a caption, the text.
 
-    ``probs`` (N, K) gives each error's confidence (probability of the predicted class); with it and
-    ``most_confident_first`` the most confident mistakes come first — the most instructive ones. Children:
-    ``HBox([Prev, Next])``, an ``HTML`` caption, an ``HTML`` text. Long texts are cut at ``max_chars``.
 
-    Example:
-        >>> w = text_error_pager(["good", "bad", "fine"], [1, 0, 1], [1, 1, 0])
-        >>> "1/2" in w.children[1].value
-        True
-    """
-    import ipywidgets as widgets
+def __getattr__(name: str) -> Any:
+    """``tlcourse.text.text_error_pager`` is the widget of ``tlcourse.viz`` (imported on use: widgets live there)."""
+    if name == "text_error_pager":
+        from tlcourse.viz import text_error_pager
 
-    from tlcourse.viz import mistake_pager
-
-    t = np.asarray(y_true).reshape(-1)
-    p = np.asarray(y_pred).reshape(-1)
-    items = [str(x) for x in texts]
-    if not len(items) == len(t) == len(p):
-        raise ValueError(f"got {len(items)} texts, {len(t)} true labels and {len(p)} predictions: they must match")
-    conf = None
-    if probs is not None:
-        probs = np.asarray(probs, dtype=float)
-        if probs.shape[0] != len(items):
-            raise ValueError(f"got {len(items)} texts but {probs.shape[0]} rows of probs")
-        conf = probs[np.arange(len(p)), p.astype(int)] if probs.ndim == 2 else probs
-    wrong = [i for i in range(len(items)) if t[i] != p[i]]
-    if conf is not None and most_confident_first:
-        wrong.sort(key=lambda i: -conf[i])
-
-    def name(label: Any) -> str:
-        return str(class_names[int(label)]) if class_names is not None else str(label)
-
-    body = widgets.HTML()
-
-    def caption_for(idx: int) -> str:
-        text = (f"text #{idx}: true <b>{html.escape(name(t[idx]))}</b>, predicted "
-                f"<b style='color:#c0392b'>{html.escape(name(p[idx]))}</b>")
-        if conf is not None:
-            text += f" (confidence {float(conf[idx]):.2f})"
-        return text
-
-    def draw(idx: int | None) -> None:
-        if idx is None:
-            body.value = ""
-            return
-        shown = items[idx] if len(items[idx]) <= max_chars else items[idx][:max_chars] + " …"
-        body.value = f"<blockquote style='max-width:60em'>{html.escape(shown)}</blockquote>"
-
-    return mistake_pager(wrong, caption_for, draw, body, f"No misclassified texts among {len(items)}.", "mistake")
+        return text_error_pager
+    raise AttributeError(f"module 'tlcourse.text' has no attribute {name!r}")

@@ -1,5 +1,8 @@
 """What a person would rather look at: images, filters, feature maps, Grad-CAM, embeddings, curves, explorers.
 
+Figures only: what they show is computed elsewhere (``feature_maps`` and ``grad_cam`` live in
+``tlcourse.activations`` and are re-exported here for the lessons).
+
 Every plotting function returns its matplotlib :class:`~matplotlib.figure.Figure` (with a title and axis labels)
 and never calls ``plt.show()``. In a notebook, end the line with ``;`` (or assign the figure) so that it is drawn
 once. The explorers return an ``ipywidgets.VBox``; they render with Agg into an ``ipywidgets.Image``, so they
@@ -12,6 +15,7 @@ arrays (raw, ``uint8`` or floats in [0, 1]).
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
@@ -21,14 +25,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 from PIL import Image
 from torch import nn
 
-from tlcourse._plumbing import first_tensor
+from tlcourse.activations import feature_maps, grad_cam, resolve_module
 
 if TYPE_CHECKING:  # pragma: no cover
     import ipywidgets
@@ -58,6 +61,7 @@ __all__ = [
     "show_masks",
     "feature_map_explorer",
     "misclassified_gallery",
+    "text_error_pager",
 ]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -358,87 +362,6 @@ def plot_filters(model_or_weight: nn.Module | torch.Tensor, ncols: int = 8, max_
     return fig
 
 
-def _as_batch(image: Any) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor):
-        raise TypeError(
-            f"expected a preprocessed image tensor (C, H, W) or (1, C, H, W), got {type(image).__name__}; "
-            "apply the model's preprocessing (e.g. tlcourse.models.preprocess) first"
-        )
-    if image.ndim == 3:
-        return image[None]
-    if image.ndim == 4:
-        return image
-    raise ValueError(f"expected an image (C, H, W) or a batch (N, C, H, W), got shape {tuple(image.shape)}")
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
-def _resolve_module(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
-    modules = dict(model.named_modules())
-    if isinstance(layer, nn.Module):
-        for name, module in modules.items():
-            if module is layer:
-                return name, module
-        raise ValueError(f"the given {type(layer).__name__} is not a sub-module of {type(model).__name__}")
-    if layer not in modules:
-        names = [n for n in modules if n]
-        shown = ", ".join(repr(n) for n in names[:20]) + (" …" if len(names) > 20 else "")
-        raise KeyError(
-            f"no module named {layer!r} in {type(model).__name__}; names come from "
-            f"dict(model.named_modules()), e.g. {shown}"
-        )
-    return layer, modules[layer]
-
-
-def feature_maps(model: nn.Module, image: torch.Tensor, layers: str | Sequence[str]) -> dict[str, torch.Tensor]:
-    """Activations of the named modules for one image or a batch (forward hooks, eval mode, no grad).
-
-    Names are those of ``dict(model.named_modules())`` (e.g. ``"blocks.2"``). The returned tensors keep the
-    batch dimension, are copies on the CPU (safe from later in-place ops) and are ordered as ``layers``.
-    The hooks are removed and the model's train/eval mode restored even when the forward pass fails.
-
-    Example:
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        >>> {k: tuple(v.shape) for k, v in feature_maps(net, torch.rand(3, 8, 8), ["0", "2"]).items()}
-        {'0': (1, 4, 8, 8), '2': (1, 4, 4, 4)}
-    """
-    names = [layers] if isinstance(layers, str) else list(layers)
-    if not names:
-        raise ValueError("layers is empty: name at least one module, e.g. feature_maps(model, x, ['layer1'])")
-    modules = {name: _resolve_module(model, name)[1] for name in names}
-    x = _as_batch(image).to(_model_device(model))
-    captured: dict[str, torch.Tensor] = {}
-
-    def make_hook(name: str) -> Callable[[nn.Module, Any, Any], None]:
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            captured[name] = first_tensor(output).detach().to("cpu", copy=True)
-
-        return hook
-
-    handles = []
-    was_training = model.training
-    try:
-        for name, module in modules.items():
-            handles.append(module.register_forward_hook(make_hook(name)))
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    missing = [n for n in names if n not in captured]
-    if missing:
-        raise RuntimeError(f"modules {missing} were not called in the forward pass of {type(model).__name__}")
-    return {name: captured[name] for name in names}
-
-
 def plot_feature_maps(
     model: nn.Module,
     image: torch.Tensor,
@@ -487,77 +410,6 @@ def plot_feature_maps(
 # ----------------------------------------------------------------------------------------------------------------
 # Grad-CAM
 # ----------------------------------------------------------------------------------------------------------------
-def grad_cam(
-    model: nn.Module,
-    image: torch.Tensor,
-    target_layer: str | nn.Module,
-    class_idx: int | None = None,
-) -> np.ndarray:
-    """Grad-CAM heat map (H×W, in [0, 1], at the input size) for one image.
-
-    Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization",
-    ICCV 2017 (arXiv:1610.02391): weight each channel ``k`` of the target layer's activation ``A`` by the
-    spatial mean of d(score)/dA_k, sum, ReLU, upsample, scale to [0, 1].
-
-    Written by hand on purpose: these ~30 lines *are* what lesson 05 shows, and they avoid a dependency (the
-    ``grad-cam`` package is not installed). A forward hook captures ``A`` (made a grad-requiring leaf when the
-    model is frozen, and cloned so later in-place ops cannot touch it); its gradient comes from
-    ``torch.autograd.grad`` — the backward half of the hook pair — which leaves the parameters' ``.grad``
-    untouched. The hook is removed and the train/eval mode restored in ``finally``.
-
-    ``target_layer``: the module or its name in ``dict(model.named_modules())`` (usually the last conv block).
-    ``class_idx``: the class to explain; ``None`` → the predicted class.
-
-    Example:
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        ...                     nn.Flatten(), nn.Linear(4, 2))
-        >>> cam = grad_cam(net, torch.rand(3, 16, 16), "1")
-        >>> cam.shape, bool(cam.min() >= 0 and cam.max() <= 1)
-        ((16, 16), True)
-    """
-    _, layer = _resolve_module(model, target_layer)
-    x = _as_batch(image)
-    if x.shape[0] != 1:
-        raise ValueError(f"grad_cam explains one image; got a batch of {x.shape[0]}")
-    x = x.to(_model_device(model))
-    store: dict[str, torch.Tensor] = {}
-
-    def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
-        act = first_tensor(output)
-        if not act.requires_grad:  # frozen model: make A a leaf so d(score)/dA exists
-            act = act.detach().requires_grad_(True)
-        store["act"] = act
-        return act.clone()  # downstream in-place ops (ReLU(inplace=True)) modify the clone, not A
-
-    was_training = model.training
-    handle = layer.register_forward_hook(hook)
-    try:
-        model.eval()
-        with torch.enable_grad():
-            logits = model(x)
-            if "act" not in store:
-                raise RuntimeError(f"target layer {target_layer!r} was not called in the forward pass")
-            if logits.ndim != 2:
-                raise ValueError(f"the model must return class scores (1, num_classes), got {tuple(logits.shape)}")
-            idx = int(logits[0].argmax()) if class_idx is None else int(class_idx)
-            if not 0 <= idx < logits.shape[1]:
-                raise IndexError(f"class_idx {idx} out of range for {logits.shape[1]} classes")
-            (grads,) = torch.autograd.grad(logits[0, idx], store["act"])
-    finally:
-        handle.remove()
-        model.train(was_training)
-    act = store["act"].detach()[0]
-    if act.ndim != 3:
-        raise ValueError(f"target layer outputs shape {tuple(store['act'].shape)}; pick a conv layer (N, C, H, W)")
-    weights = grads[0].mean(dim=(1, 2))  # alpha_k: global-average-pooled gradients
-    cam = torch.relu((weights[:, None, None] * act).sum(dim=0))
-    cam = F.interpolate(cam[None, None], size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[0, 0]
-    cam = cam - cam.min()
-    top = cam.max()
-    cam = cam / top if top > 0 else torch.zeros_like(cam)
-    return cam.float().cpu().numpy()
-
-
 def show_cam(
     image: ImageLike,
     cam: np.ndarray,
@@ -1189,7 +1041,7 @@ def feature_map_explorer(
     if not items or not names:
         raise ValueError("need at least one image and one layer name")
     for name in names:
-        _resolve_module(model, name)
+        resolve_module(model, name)
     labels = list(image_names) if image_names is not None else [f"image {i}" for i in range(len(items))]
     if len(labels) != len(items):
         raise ValueError(f"got {len(items)} images but {len(labels)} image_names")
@@ -1233,18 +1085,39 @@ def feature_map_explorer(
     return widgets.VBox([widgets.HBox([image_dd, layer_dd, slider]), caption, picture])
 
 
+def _mistakes(n: int, y_true: Any, y_pred: Any, probs: Any, what: str) -> tuple[list, list, list[int], Any]:
+    """``(true labels, predictions, indices of the mistakes, each prediction's confidence or None)``, checked."""
+    t, p = _to_list(y_true), _to_list(y_pred)
+    if not n == len(t) == len(p):
+        raise ValueError(f"got {n} {what}s, {len(t)} true labels and {len(p)} predictions: they must match")
+    conf = None
+    if probs is not None:
+        arr = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs, dtype=float)
+        if len(arr) != n:
+            raise ValueError(f"got {n} {what}s but {len(arr)} rows of probs")
+        conf = arr[np.arange(n), np.asarray(p, dtype=int)] if arr.ndim == 2 else arr
+    return t, p, [i for i in range(n) if t[i] != p[i]], conf
+
+
+def _mistake_caption(what: str, idx: int, t: list, p: list, conf: Any, class_names: Sequence[str] | None) -> str:
+    text = (f"{what} #{idx}: true <b>{html.escape(_name(t[idx], class_names))}</b>, predicted "
+            f"<b style='color:#c0392b'>{html.escape(_name(p[idx], class_names))}</b>")
+    return text + (f" (confidence {float(conf[idx]):.2f})" if conf is not None else "")
+
+
 def misclassified_gallery(
     images: Any,
     y_true: Any,
     y_pred: Any,
+    *,
     class_names: Sequence[str] | None = None,
     probs: Any = None,
-    *,
     mean: Stats = IMAGENET_MEAN,
     std: Stats = IMAGENET_STD,
 ) -> ipywidgets.VBox:
     """Widget paging through the wrong predictions: Prev/Next buttons, the image, a true/pred/confidence caption.
 
+    The same arguments as :func:`text_error_pager`: ``(items, y_true, y_pred, *, class_names, probs)``.
     ``probs``: (N, K) class probabilities (confidence = probability of the predicted class) or (N,) confidences.
     Children: ``HBox([Prev, Next])``, an ``HTML`` caption, an ``Image``.
 
@@ -1256,31 +1129,52 @@ def misclassified_gallery(
     import ipywidgets as widgets
 
     items = _as_image_list(images)
-    t, p = _to_list(y_true), _to_list(y_pred)
-    if not len(items) == len(t) == len(p):
-        raise ValueError(f"got {len(items)} images, {len(t)} true labels and {len(p)} predictions: they must match")
-    conf = None
-    if probs is not None:
-        conf = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs, dtype=float)
-        if len(conf) != len(items):
-            raise ValueError(f"got {len(items)} images but {len(conf)} rows of probs")
-    wrong = [i for i in range(len(items)) if t[i] != p[i]]
+    t, p, wrong, conf = _mistakes(len(items), y_true, y_pred, probs, "image")
     picture = widgets.Image(format="png")
-
-    def caption_for(idx: int) -> str:
-        text = (f"image #{idx}: true <b>{_name(t[idx], class_names)}</b>, "
-                f"predicted <b style='color:#c0392b'>{_name(p[idx], class_names)}</b>")
-        if conf is not None:
-            value = conf[idx, int(p[idx])] if conf.ndim == 2 else conf[idx]
-            text += f" (confidence {float(value):.2f})"
-        return text
 
     def draw(idx: int | None) -> None:
         if idx is not None:
             picture.value = _image_png(items[idx], mean, std)
 
-    return mistake_pager(wrong, caption_for, draw, picture, f"No misclassified images among {len(items)}.",
-                          "wrong prediction")
+    return mistake_pager(wrong, lambda i: _mistake_caption("image", i, t, p, conf, class_names), draw, picture,
+                         f"No misclassified images among {len(items)}.", "wrong prediction")
+
+
+def text_error_pager(
+    texts: Sequence[str],
+    y_true: Any,
+    y_pred: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    probs: Any = None,
+    most_confident_first: bool = True,
+    max_chars: int = 1200,
+) -> ipywidgets.VBox:
+    """Widget paging through the misclassified texts: Prev/Next buttons, a caption, the text (escaped).
+
+    The same arguments as :func:`misclassified_gallery`. With ``probs`` (N, K) and ``most_confident_first`` the
+    most confident mistakes come first — the most instructive ones. Children: ``HBox([Prev, Next])``, an
+    ``HTML`` caption, an ``HTML`` text. Long texts are cut at ``max_chars``.
+
+    Example:
+        >>> w = text_error_pager(["good", "bad", "fine"], [1, 0, 1], [1, 1, 0])
+        >>> "1/2" in w.children[1].value
+        True
+    """
+    import ipywidgets as widgets
+
+    items = [str(x) for x in texts]
+    t, p, wrong, conf = _mistakes(len(items), y_true, y_pred, probs, "text")
+    if conf is not None and most_confident_first:
+        wrong.sort(key=lambda i: -conf[i])
+    body = widgets.HTML()
+
+    def draw(idx: int | None) -> None:
+        shown = "" if idx is None else items[idx] if len(items[idx]) <= max_chars else items[idx][:max_chars] + " …"
+        body.value = f"<blockquote style='max-width:60em'>{html.escape(shown)}</blockquote>" if shown else ""
+
+    return mistake_pager(wrong, lambda i: _mistake_caption("text", i, t, p, conf, class_names), draw, body,
+                         f"No misclassified texts among {len(items)}.", "mistake")
 
 
 def mistake_pager(
