@@ -106,3 +106,19 @@ def test_links_give_one_nbgitpuller_link_per_lesson(tmp_path: Path) -> None:
         assert refused.returncode == 2 and "Traceback" not in refused.stderr, hub
     odd = _run(["links", "--hub", "https://uni.edu/my hub)/hub/", "--repo", "https://g.edu/r"], tmp_path, None)
     assert odd.returncode == 0 and "https://uni.edu/my%20hub%29/hub/user-redirect/git-pull?" in odd.stdout
+
+
+def test_a_broken_plugin_is_said_not_swallowed(tmp_path, monkeypatch, capsys):
+    """A command plugin that fails to import (e.g. a broken install of tlcourse.grading) is said on stderr at once
+    and fails the doctor's report; the other commands still work (``tlcourse grade`` used to vanish silently)."""
+    from tlcourse import cli
+
+    (tmp_path / "broken_plugin.py").write_text("import no_such_package_for_tlcourse\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "CLI_PLUGINS", ("broken_plugin",))
+    parser = cli.build_parser()
+    err = capsys.readouterr().err
+    assert "broken_plugin did not load" in err and "no_such_package_for_tlcourse" in err
+    assert parser.parse_args(["doctor", "--quick"]).command == "doctor"
+    (check,) = cli._plugin_checks()
+    assert not check.ok and check.required and "no_such_package_for_tlcourse" in check.detail

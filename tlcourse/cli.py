@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 __all__ = ["main", "doctor", "build_parser", "Check"]
 
@@ -168,6 +169,7 @@ def doctor(load_weights: bool = True, out: Callable[[str], None] = print) -> int
         "Pretrained backbones": _backbone_checks(load_weights),
         "Datasets": _dataset_checks(),
         "Storage": _disk_checks(),
+        "Commands": _plugin_checks(),
     }
     out("tlcourse doctor\n")
     for title, checks in sections.items():
@@ -311,14 +313,33 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS.values():
         add(sub)
     for modname in CLI_PLUGINS:
-        try:
-            mod = importlib.import_module(modname)
-        except ImportError:
-            continue
+        mod = _load_plugin(modname)
         register = getattr(mod, "register_cli", None)
         if register is not None:
             register(sub)
     return parser
+
+
+def _load_plugin(modname: str) -> ModuleType | None:
+    """A command plugin, or None when it fails to import — said on stderr at once (its commands are missing, and
+    argparse alone would only call them an "invalid choice") and reported by ``tlcourse doctor``."""
+    try:
+        return importlib.import_module(modname)
+    except ImportError as exc:
+        print(f"tlcourse: the commands of {modname} did not load ({type(exc).__name__}: {exc}); run "
+              f"`tlcourse doctor`, reinstall with `pip install -r requirements.txt -e .`", file=sys.stderr)
+        return None
+
+
+def _plugin_checks() -> list[Check]:
+    checks = []
+    for modname in CLI_PLUGINS:
+        try:
+            importlib.import_module(modname)
+            checks.append(Check(modname, True, "commands loaded"))
+        except ImportError as exc:
+            checks.append(Check(modname, False, f"does not import: {type(exc).__name__}: {exc}"))
+    return checks
 
 
 def main(argv: Sequence[str] | None = None) -> int:
