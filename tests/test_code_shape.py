@@ -146,3 +146,21 @@ def test_generic_modules_do_not_reach_up() -> None:
     assert not {m for m in _imports("trunk") if m.startswith(("tlcourse.text", "tlcourse.viz"))}, _imports("trunk")
     assert not {m for m in _imports("features") if m.startswith(("tlcourse.text", "tlcourse.viz"))}
     assert _imports("pooling") == set()
+
+
+def _private_imports(tree: ast.AST) -> list[str]:
+    """``from tlcourse.x import _name``: a module reaching into another's private names (grading/ once imported 35
+    of them: its real internal API carried underscores)."""
+    return [f"{node.module}.{alias.name}" for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tlcourse")
+            for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """An underscore name is private to its module; what modules share has a public name (in ``__all__`` when it
+    is for users, without it when it is the package's internal API)."""
+    found = [f"{path.relative_to(PACKAGE)}: {hit}" for path in sorted(PACKAGE.rglob("*.py"))
+             for hit in _private_imports(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not found, found
+    assert _private_imports(ast.parse("from tlcourse.grading.course import _api")) == ["tlcourse.grading.course._api"]
+    assert _private_imports(ast.parse("from tlcourse.grading.course import course_dir")) == []

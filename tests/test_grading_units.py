@@ -15,7 +15,7 @@ from tlcourse.grading.grade import _verified
 from tlcourse.grading.gradebook import GradeRow
 from tlcourse.grading.hidden import distinctive, hidden_secrets_of, hidden_test_lines, strip_hidden_tests
 from tlcourse.grading.sandbox import WORKDIR, Limits, SandboxSpec, bwrap_argv, make_cgroup
-from tlcourse.grading.submissions import _discover
+from tlcourse.grading.submissions import discover_submissions
 
 
 def _graded_nb() -> nbformat.NotebookNode:
@@ -92,12 +92,12 @@ def test_submission_layouts(tmp_path: Path) -> None:
     (tmp_path / "bob" / "00_a (1).ipynb").write_text("{}")  # an LMS renamed it
     (tmp_path / "carol.ipynb").write_text("{}")
     (tmp_path / "dave").mkdir()
-    subs = {s.student: s for s in _discover(tmp_path, "00_a", ["00_a"])}
+    subs = {s.student: s for s in discover_submissions(tmp_path, "00_a", ["00_a"])}
     assert set(subs) == {"alice", "bob", "carol", "dave"}
     assert subs["bob"].notes == ["graded 00_a (1).ipynb as 00_a.ipynb"]
     assert subs["dave"].problem.startswith("no submitted notebook")
     with pytest.raises(CourseError, match="not a folder"):
-        _discover(tmp_path / "missing", "00_a", ["00_a"])
+        discover_submissions(tmp_path / "missing", "00_a", ["00_a"])
 
 
 def test_grade_row_as_csv() -> None:

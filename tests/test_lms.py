@@ -65,9 +65,9 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _grade_by_hand(root: Path, points: dict[str, float]) -> None:
     """What the formgrader does: a manual score for the written answer (ex4_why_freeze_first, 2 points)."""
-    from tlcourse.grading.course import _coursedir, _gradebook, load_nbgrader_config
+    from tlcourse.grading.course import course_dir, load_nbgrader_config, open_gradebook
 
-    with _gradebook(_coursedir(load_nbgrader_config(root))) as gb:
+    with open_gradebook(course_dir(load_nbgrader_config(root))) as gb:
         for student, score in points.items():
             grade = gb.find_grade("ex4_why_freeze_first", WARMUP, WARMUP, student)
             grade.manual_score, grade.needs_manual_grade = score, False

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from test_grading import make_course_root, run_tlcourse
 
-from tlcourse.grading.course import CourseError, _coursedir, _gradebook, load_nbgrader_config
+from tlcourse.grading.course import CourseError, course_dir, load_nbgrader_config, open_gradebook
 from tlcourse.grading.export import export_grades, import_roster
 from tlcourse.grading.feedback import feedback_archive
 from tlcourse.grading.lateness import parse_time, read_times
@@ -77,8 +77,8 @@ def _root(base: Path, extra: str = "") -> Path:
 
 def _grade(root: Path, results: dict[str, tuple[float, float | None]]) -> None:
     """Write warm-up grades as autograde + formgrader leave them: (auto points of 6, manual points of 2 or None)."""
-    coursedir = _coursedir(load_nbgrader_config(root))
-    with _gradebook(coursedir) as gb:
+    coursedir = course_dir(load_nbgrader_config(root))
+    with open_gradebook(coursedir) as gb:
         gb.update_or_create_assignment(WARMUP, duedate=datetime(2026, 11, 15, 23, 59))
         gb.update_or_create_assignment(FEATURES, duedate=datetime(2026, 11, 15, 23, 59))  # nobody graded yet
         gb.add_notebook(WARMUP, WARMUP)
@@ -180,7 +180,7 @@ def test_withheld_exports_once_its_tests_are_graded_by_hand(tmp_path: Path) -> N
     (withheld / "cora.json").write_text(json.dumps({"student": "cora", "claimed": {f"{WARMUP}/tests": 6}}))
     ours = CANVAS[0].index("Warm-up (4401)")
     assert _export(root, roster, tmp_path / "a.csv")[3][ours] == ""
-    with _gradebook(_coursedir(load_nbgrader_config(root))) as gb:
+    with open_gradebook(course_dir(load_nbgrader_config(root))) as gb:
         gb.find_grade("tests", WARMUP, WARMUP, "cora").manual_score = 5
         gb.db.commit()
     assert _export(root, roster, tmp_path / "b.csv")[3][ours] == "7"

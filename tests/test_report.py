@@ -19,7 +19,7 @@ from PIL import Image
 from test_grading import make_course_root
 
 from tlcourse.grading.cli import main
-from tlcourse.grading.course import _coursedir, _gradebook, load_nbgrader_config
+from tlcourse.grading.course import course_dir, load_nbgrader_config, open_gradebook
 from tlcourse.grading.report import SOLUTION, md_text
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's add_submission
@@ -147,8 +147,8 @@ def _autograded(student: str, source: Any, released: Any) -> Any:
 
 
 def _fill_gradebook(root: Path) -> None:
-    coursedir = _coursedir(load_nbgrader_config(root))
-    with _gradebook(coursedir) as gb:
+    coursedir = course_dir(load_nbgrader_config(root))
+    with open_gradebook(coursedir) as gb:
         gb.update_or_create_assignment(WARMUP)
         gb.update_or_create_notebook(WARMUP, WARMUP)
         for test in TESTS:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_grading import WARMUP, make_course_root
 
-from tlcourse.grading.course import CourseError, _coursedir, _gradebook, load_nbgrader_config
+from tlcourse.grading.course import CourseError, course_dir, load_nbgrader_config, open_gradebook
 from tlcourse.grading.export import EXPORTERS, export_grades, import_roster, is_safe_id
-from tlcourse.grading.gradebook import CSV_COLUMNS, GradeRow, _write_csv
+from tlcourse.grading.gradebook import CSV_COLUMNS, GradeRow, write_grades_csv
 from tlcourse.grading.tables import FORMULA_STARTS, cell, write_csv
 
 #: One payload per formula start (OWASP's = + - @ tab CR, a line feed, leading blanks, full-width forms).
@@ -94,7 +94,7 @@ def test_write_csv_failure_keeps_the_old_file(tmp_path: Path) -> None:
 
 def test_grades_csv_is_safe(tmp_path: Path) -> None:
     rows = [GradeRow(p, WARMUP, 6, 8, "ok", p) for p in PAYLOADS] + [GradeRow("bob", WARMUP, 4.5, 8, "ok", "")]
-    _write_csv(rows, tmp_path / "grades.csv")
+    write_grades_csv(rows, tmp_path / "grades.csv")
     header, *body = _read(tmp_path / "grades.csv")
     assert header == list(CSV_COLUMNS)
     assert not [c for r in body for c in r if _dangerous(c)]
@@ -108,7 +108,7 @@ def hostile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A course root whose gradebook holds the warm-up and one student per payload in every text field (ids
     straight into the gradebook: an import would refuse them, an older gradebook may hold them)."""
     root = make_course_root(tmp_path_factory.mktemp("hostile") / "root")
-    with _gradebook(_coursedir(load_nbgrader_config(root))) as gb:
+    with open_gradebook(course_dir(load_nbgrader_config(root))) as gb:
         gb.update_or_create_assignment(WARMUP)
         for n, payload in enumerate(PAYLOADS):
             gb.update_or_create_student(payload, first_name=payload, last_name=payload, email=payload,
@@ -143,7 +143,7 @@ def test_safe_ids(student_id: str) -> None:
 
 
 def _students(root: Path) -> set[str]:
-    with _gradebook(_coursedir(load_nbgrader_config(root))) as gb:
+    with open_gradebook(course_dir(load_nbgrader_config(root))) as gb:
         return {s.id for s in gb.students}
 
 
@@ -160,7 +160,7 @@ def test_roster_with_unsafe_id_is_refused_whole(roster: str, bad_line: int, bad_
     with pytest.raises(CourseError) as error:
         import_roster(tmp_path / "roster.csv", root)
     assert f"line {bad_line}: " in str(error.value) and bad_id in str(error.value), str(error.value)
-    db = _coursedir(load_nbgrader_config(root)).db_url.removeprefix("sqlite:///")
+    db = course_dir(load_nbgrader_config(root)).db_url.removeprefix("sqlite:///")
     assert not Path(db).exists(), "refused before the gradebook is touched: nothing imported"
 
 

@@ -259,10 +259,10 @@ def test_frozen_embeddings_come_from_sentence_transformers(cache, monkeypatch):
     with pooling by hand, which stays for loaded models and other poolings."""
     from sentence_transformers import SentenceTransformer
 
-    from tlcourse.models import _text_location
+    from tlcourse.models import text_location
 
     mine = encode_sentences(TEXTS, "minilm", max_length=64, normalize=True, cache=False, progress=False)
-    card = SentenceTransformer(_text_location("minilm"), device="cpu")
+    card = SentenceTransformer(text_location("minilm"), device="cpu")
     card.max_seq_length = 64
     np.testing.assert_allclose(mine, card.encode(TEXTS, convert_to_numpy=True), atol=1e-5)
     tok, enc = sentence_encoder("minilm")

@@ -21,7 +21,7 @@ import pytest
 from tlcourse.grading import canary
 from tlcourse.grading.readback import Malformed, check_result, read_progress, read_result
 from tlcourse.grading.safefs import Refused, read_regular, scan
-from tlcourse.grading.submissions import _archive_submission, _discover
+from tlcourse.grading.submissions import archive_submission, discover_submissions
 
 NB = nbformat.writes(nbformat.v4.new_notebook()).encode()
 
@@ -103,7 +103,7 @@ def test_discovery_turns_every_odd_entry_into_that_students_row(tmp_path: Path) 
     (subs / "extra" / "timestamp.txt").symlink_to("/dev/zero")
     (subs / "-=HYPERLINK(1)").mkdir()
     (subs / "-=HYPERLINK(1)" / "00_a.ipynb").write_bytes(NB)
-    found = {s.student: s for s in _discover(subs, "00_a", ["00_a"])}
+    found = {s.student: s for s in discover_submissions(subs, "00_a", ["00_a"])}
     assert found["honest"].notebooks == {"00_a": NB} and found["honest"].problem is None
     for student in ("links", "dirlink", "filelink", "pipe", "nested"):
         assert found[student].problem and not found[student].notebooks, (student, found[student])
@@ -119,13 +119,13 @@ def test_archive_writes_the_graded_bytes_through_no_link(tmp_path: Path) -> None
     subs = tmp_path / "subs"
     (subs / "alice").mkdir(parents=True)
     (subs / "alice" / "00_a.ipynb").write_bytes(NB)
-    sub = _discover(subs, "00_a", ["00_a"])[0]
+    sub = discover_submissions(subs, "00_a", ["00_a"])[0]
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     target = tmp_path / "submitted" / "alice" / "00_a"
     target.mkdir(parents=True)
     (target / "00_a.ipynb").symlink_to(victim)  # planted: archiving must replace the link, not write through it
-    _archive_submission(sub, tmp_path / "submitted", "00_a")
+    archive_submission(sub, tmp_path / "submitted", "00_a")
     assert victim.read_text() == "keep me"
     assert not (target / "00_a.ipynb").is_symlink() and (target / "00_a.ipynb").read_bytes() == NB
 

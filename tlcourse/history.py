@@ -140,7 +140,7 @@ class History:
             >>> History(records=[{"val_accuracy": 0.6}, {"val_accuracy": 0.8}]).best("val_accuracy")
             0.8
         """
-        values = [r[metric] for r in self.records if metric in r and _is_number(r[metric])]
+        values = [r[metric] for r in self.records if metric in r and is_number(r[metric])]
         if not values:
             cols = sorted({k for r in self.records for k in r})
             raise ValueError(f"metric {metric!r} is not in this History; recorded columns: {cols}")
@@ -189,11 +189,11 @@ class History:
             records=records,
             best_epoch=best_epoch,
             stopped_early=any(part.stopped_early for _, part in parts),
-            meta=_jsonable(full_meta),
+            meta=jsonable(full_meta),
         )
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -203,7 +203,7 @@ def _infer_mode(metric: str) -> str:
     return "min" if ("loss" in name or name.endswith("error")) else "max"
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Normalise to what JSON gives back (lists for tuples, str for odd objects) so round trips are exact."""
     return json.loads(json.dumps(obj, default=str))
 

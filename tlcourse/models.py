@@ -299,7 +299,7 @@ def _minilm_dir(spec: BackboneSpec) -> Path:
     return path
 
 
-def _text_location(name: str) -> str:
+def text_location(name: str) -> str:
     """A local folder for registered text models, or the Hugging Face id itself."""
     if name in BACKBONES:
         spec = BACKBONES[name]
@@ -325,7 +325,7 @@ def _hf_call(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> An
 def _load_hf_backbone(spec: BackboneSpec, pretrained: bool, weights_path: str | os.PathLike | None) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
-    location = str(weights_path) if weights_path is not None else _text_location(spec.name)
+    location = str(weights_path) if weights_path is not None else text_location(spec.name)
     if not pretrained:
         config = _hf_call(spec.name, AutoConfig.from_pretrained, location)
         return AutoModel.from_config(config)
@@ -515,7 +515,7 @@ def load_tokenizer(name: str = "minilm") -> Any:
     """
     from transformers import AutoTokenizer
 
-    return _hf_call(name, AutoTokenizer.from_pretrained, _text_location(name))
+    return _hf_call(name, AutoTokenizer.from_pretrained, text_location(name))
 
 
 def load_text_classifier(name: str = "minilm", num_labels: int = 2) -> tuple[Any, nn.Module]:
@@ -529,7 +529,7 @@ def load_text_classifier(name: str = "minilm", num_labels: int = 2) -> tuple[Any
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
-    location = _text_location(name)
+    location = text_location(name)
     tokenizer = load_tokenizer(name)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialised classifier" notice is expected: the head is new

@@ -407,9 +407,9 @@ def _sentence_transformer(name: str, max_length: int) -> Any:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
-    from tlcourse.models import _text_location
+    from tlcourse.models import text_location
 
-    folder = Path(_text_location(name))
+    folder = Path(text_location(name))
     if not (folder / "modules.json").is_file():
         return None
     transformer = Transformer(str(folder), max_seq_length=max_length)

@@ -47,7 +47,7 @@ from tlcourse._plumbing import (
 )
 from tlcourse.config import profile
 from tlcourse.device import autocast, get_device, seed_everything
-from tlcourse.history import EarlyStopping, History, _is_number, _jsonable
+from tlcourse.history import EarlyStopping, History, is_number, jsonable
 
 __all__ = [
     "FitSettings",
@@ -510,7 +510,7 @@ class _Progress(_Callback):
             self.batches = None
         rec = history.records[-1]
         postfix = {k: f"{rec[k]:.4f}" for k in ("train_loss", "val_loss") if k in rec}
-        if self.metric and _is_number(rec.get(f"val_{self.metric}")):
+        if self.metric and is_number(rec.get(f"val_{self.metric}")):
             postfix[f"val_{self.metric}"] = f"{rec[f'val_{self.metric}']:.4f}"
         self.bar.update(1)
         self.bar.set_postfix(postfix)
@@ -602,7 +602,7 @@ def _fit_loop(run: _Run, val_loader: DataLoader | None, epochs: int, metric_name
         elif sched is not None and sched.every == "plateau":
             sched.scheduler.step(rec.get("val_loss", rec["train_loss"]))
         rec["seconds"] = time.perf_counter() - start
-        history.records.append(_jsonable(rec))
+        history.records.append(jsonable(rec))
         for cb in callbacks:
             cb.after_epoch(run, history)
         if run.stop:
@@ -667,12 +667,12 @@ class FitSettings:
             elif callable(value):
                 value = repr(value)
             out[name] = value
-        return _jsonable(out)
+        return jsonable(out)
 
 
 def _meta(run: _Run, val_loader: DataLoader | None, settings: FitSettings) -> dict[str, Any]:
     """What a run was and did, as recorded in ``History.meta``: the settings whole, and what they resolved to."""
-    return _jsonable({
+    return jsonable({
         "model": type(run.model).__name__,
         "optimizer": str(settings.optimizer).lower(),
         "lr": run.base_lr if isinstance(settings.lr, int | float) else None,

@@ -37,9 +37,9 @@ from tlcourse.grading.feedback import generate_feedback
 from tlcourse.grading.grade import DEFAULT_TIMEOUT, grade
 from tlcourse.grading.gradebook import CSV_COLUMNS, GradeRow
 from tlcourse.grading.hidden import (
-    _make_hide_hidden_tests,
     hidden_secrets_of,
     hidden_test_lines,
+    make_hide_hidden_tests,
     strip_hidden_tests,
 )
 from tlcourse.grading.release import publish, release
@@ -61,6 +61,6 @@ def __getattr__(name: str) -> Any:
     """``HideHiddenTests`` is built on first use (``nbgrader_config.py`` names it for feedback)."""
     if name == "HideHiddenTests":
         if name not in _LAZY_CACHE:
-            _LAZY_CACHE[name] = _make_hide_hidden_tests()
+            _LAZY_CACHE[name] = make_hide_hidden_tests()
         return _LAZY_CACHE[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,13 +17,13 @@ from typing import Any
 from tlcourse.config import environ
 from tlcourse.grading.course import (
     CourseError,
-    _ensure_tools_on_path,
+    ensure_tools_on_path,
     find_course_root,
     load_nbgrader_config,
     read_notebook,
 )
-from tlcourse.grading.gradebook import _cell_label
-from tlcourse.grading.hidden import _ANSI, BEGIN_HIDDEN, END_HIDDEN, _hidden_spans, strip_hidden_tests
+from tlcourse.grading.gradebook import cell_label
+from tlcourse.grading.hidden import ANSI_ESCAPES, BEGIN_HIDDEN, END_HIDDEN, hidden_spans, strip_hidden_tests
 
 __all__ = ["CheckResult", "check_notebook", "find_source_notebook"]
 
@@ -103,7 +103,7 @@ def _hidden_part(source: str) -> str:
     import textwrap
 
     lines = source.splitlines()
-    body = [ln for start, end in _hidden_spans(source) for ln in lines[start - 1:end]
+    body = [ln for start, end in hidden_spans(source) for ln in lines[start - 1:end]
             if BEGIN_HIDDEN not in ln and END_HIDDEN not in ln]
     return textwrap.dedent("\n".join(body)).strip()
 
@@ -134,7 +134,7 @@ def _error_text(cell: Any) -> str:
     """``AssertionError: message`` of a failed cell (never its traceback, which would quote hidden code)."""
     for out in cell.get("outputs", []):
         if out.output_type == "error":
-            message = _ANSI.sub("", str(out.get("evalue", ""))).strip().splitlines()
+            message = ANSI_ESCAPES.sub("", str(out.get("evalue", ""))).strip().splitlines()
             return f"{out.ename}: {message[0][:200]}" if message else out.ename
         if out.output_type == "stream" and out.name == "stderr":
             return "output on stderr"
@@ -178,7 +178,7 @@ def _run_for_check(nb: Any, folder: Path, cfg: Any, profile: str) -> str:
     from nbclient.exceptions import DeadKernelError
     from nbgrader.preprocessors import Execute
 
-    _ensure_tools_on_path()
+    ensure_tools_on_path()
     with environ(NBGRADER_EXECUTION="validate", TLCOURSE_PROFILE=profile):
         try:
             Execute(config=cfg).preprocess(nb, {"metadata": {"path": str(folder.resolve())}})
@@ -226,7 +226,7 @@ def check_notebook(path: str | os.PathLike[str], profile: str = "grading", cell_
         elif cell.cell_type == "code":
             names = [o.ename for o in cell.get("outputs", []) if o.output_type == "error"]
             if names:
-                errors.append(f"{_cell_label(cell, index)}: {names[0]}")
+                errors.append(f"{cell_label(cell, index)}: {names[0]}")
     tests = "visible and hidden tests" if source else "visible tests"
     return CheckResult(str(file), exercises, errors, problem, time.monotonic() - started, tests,
                        str(source) if source else "")

@@ -32,12 +32,12 @@ from typing import Any
 from tlcourse.grading.course import (
     ASSIGNMENT_PATTERN,
     CourseError,
-    _coursedir,
-    _gradebook,
-    _source_notebooks,
-    _step_dir,
+    course_dir,
     load_nbgrader_config,
+    open_gradebook,
     parse_notebook,
+    source_notebooks,
+    step_dir,
 )
 from tlcourse.grading.export import is_safe_id
 from tlcourse.grading.safefs import Refused, kind_of, read_regular, scan, write_new
@@ -497,7 +497,7 @@ class Roster:
 
 
 def _roster(coursedir: Any) -> Roster:
-    with _gradebook(coursedir) as gb:
+    with open_gradebook(coursedir) as gb:
         students = [(s.id, s.lms_user_id) for s in gb.students]
     return Roster({sid for sid, _ in students}, {str(lms): sid for sid, lms in students if lms})
 
@@ -640,9 +640,9 @@ def collect(download: str | os.PathLike[str], assignment: str, lms: str = "canva
     if not path.exists():
         raise CourseError(f"{path} does not exist")
     cfg = load_nbgrader_config(root)
-    expected = sorted(_source_notebooks(cfg, assignment))
-    coursedir = _coursedir(cfg)
-    submitted = _step_dir(coursedir, "submitted_directory")
+    expected = sorted(source_notebooks(cfg, assignment))
+    coursedir = course_dir(cfg)
+    submitted = step_dir(coursedir, "submitted_directory")
     submitted.mkdir(parents=True, exist_ok=True)
     roster = _roster(coursedir)
     report = CollectReport(assignment, lms)

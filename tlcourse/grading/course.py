@@ -62,7 +62,7 @@ def load_nbgrader_config(root: str | os.PathLike[str] | None = None) -> Any:
     return cfg
 
 
-def _ensure_tools_on_path() -> None:
+def ensure_tools_on_path() -> None:
     """nbgrader spawns ``alembic`` by name when it creates a gradebook: put this Python's ``bin/`` first on PATH."""
     bindir = str(Path(sys.executable).parent)
     parts = os.environ.get("PATH", "").split(os.pathsep)
@@ -70,40 +70,40 @@ def _ensure_tools_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bindir, *parts])
 
 
-def _coursedir(cfg: Any) -> Any:
+def course_dir(cfg: Any) -> Any:
     from nbgrader.coursedir import CourseDirectory
 
     return CourseDirectory(config=cfg)
 
 
-def _api(cfg: Any) -> Any:
+def nbgrader_api(cfg: Any) -> Any:
     from nbgrader.apps import NbGraderAPI
 
-    _ensure_tools_on_path()
-    coursedir = _coursedir(cfg)
+    ensure_tools_on_path()
+    coursedir = course_dir(cfg)
     Path(coursedir.format_path(coursedir.autograded_directory, ".", ".")).parent.mkdir(parents=True, exist_ok=True)
-    db = _sqlite_path(coursedir.db_url)
+    db = sqlite_path(coursedir.db_url)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     return NbGraderAPI(coursedir=coursedir, config=cfg)
 
 
-def _gradebook(coursedir: Any) -> Any:
+def open_gradebook(coursedir: Any) -> Any:
     """nbgrader's ``Gradebook`` of the course (its folder created first), to use in a ``with`` block."""
     from nbgrader.api import Gradebook
 
-    db = _sqlite_path(coursedir.db_url)
+    db = sqlite_path(coursedir.db_url)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    _ensure_tools_on_path()  # a new gradebook is migrated by `alembic`, spawned by name
+    ensure_tools_on_path()  # a new gradebook is migrated by `alembic`, spawned by name
     return Gradebook(coursedir.db_url, coursedir.course_id)
 
 
-def _sqlite_path(db_url: str) -> Path | None:
+def sqlite_path(db_url: str) -> Path | None:
     return Path(db_url[len("sqlite:///"):]) if db_url.startswith("sqlite:///") else None
 
 
-def _step_dir(coursedir: Any, step: str) -> Path:
+def step_dir(coursedir: Any, step: str) -> Path:
     """The folder of an nbgrader step (``release_directory``, ``autograded_directory``, …), absolute."""
     return Path(os.path.normpath(coursedir.format_path(getattr(coursedir, step), ".", ".")))
 
@@ -113,10 +113,10 @@ def withheld_dir(coursedir: Any) -> Path:
     ``withheld/`` beside the autograded folder (read by the export and the feedback).
 
     Example:
-        >>> withheld_dir(_coursedir(load_nbgrader_config())).name
+        >>> withheld_dir(course_dir(load_nbgrader_config())).name
         'withheld'
     """
-    return _step_dir(coursedir, "autograded_directory").parent / "withheld"
+    return step_dir(coursedir, "autograded_directory").parent / "withheld"
 
 
 def list_assignments(root: str | os.PathLike[str] | None = None) -> list[str]:
@@ -127,15 +127,15 @@ def list_assignments(root: str | os.PathLike[str] | None = None) -> list[str]:
         True
     """
     cfg = load_nbgrader_config(root)
-    source = _step_dir(_coursedir(cfg), "source_directory")
+    source = step_dir(course_dir(cfg), "source_directory")
     if not source.is_dir():
         return []
     return sorted(p.name for p in source.iterdir()
                   if p.is_dir() and ASSIGNMENT_PATTERN.match(p.name) and any(p.glob("*.ipynb")))
 
 
-def _source_notebooks(cfg: Any, assignment: str) -> dict[str, Path]:
-    folder = _step_dir(_coursedir(cfg), "source_directory") / assignment
+def source_notebooks(cfg: Any, assignment: str) -> dict[str, Path]:
+    folder = step_dir(course_dir(cfg), "source_directory") / assignment
     found = {p.stem: p for p in sorted(folder.glob("*.ipynb"))}
     if not found:
         known = ", ".join(list_assignments(cfg.CourseDirectory.root)) or "none"
@@ -145,7 +145,7 @@ def _source_notebooks(cfg: Any, assignment: str) -> dict[str, Path]:
 
 
 
-def _files(folder: Path, ignore: Sequence[str]) -> dict[str, Path]:
+def course_files(folder: Path, ignore: Sequence[str]) -> dict[str, Path]:
     """Every file under ``folder`` (relative POSIX path -> path), minus those matching an ``ignore`` pattern."""
     from fnmatch import fnmatch
 
@@ -159,7 +159,7 @@ def _files(folder: Path, ignore: Sequence[str]) -> dict[str, Path]:
     return out
 
 
-def _log_errors(result: dict) -> str:
+def log_errors(result: dict) -> str:
     """The error lines of an nbgrader API result (or the last line of its traceback)."""
     lines = [ln for ln in (result.get("log") or "").splitlines() if ln.startswith(("[ERROR]", "[CRITICAL]"))]
     if lines:
@@ -178,7 +178,7 @@ def apply_due_dates(cfg: Any, coursedir: Any, assignment: str) -> None:
     if not due:
         return
     utc = parse_time(str(due), f"c.Tlcourse.due_dates[{assignment!r}]").astimezone(UTC)
-    with _gradebook(coursedir) as gb:  # nbgrader keeps naive UTC times (its parse_utc misreads "+01:00" offsets)
+    with open_gradebook(coursedir) as gb:  # nbgrader keeps naive UTC times (its parse_utc misreads "+01:00" offsets)
         gb.update_or_create_assignment(assignment, duedate=utc.replace(tzinfo=None))
 
 

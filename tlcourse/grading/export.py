@@ -21,10 +21,10 @@ from typing import Any
 
 from tlcourse.grading.course import (
     CourseError,
-    _coursedir,
-    _gradebook,
-    _step_dir,
+    course_dir,
     load_nbgrader_config,
+    open_gradebook,
+    step_dir,
     withheld_dir,
 )
 from tlcourse.grading.lateness import (
@@ -324,14 +324,14 @@ def _read_roster(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, str]
             raise CourseError(f"{path}: not a roster I know (columns {sorted(columns)}); expected one of "
                               + "; ".join(f"{k}: {sorted(n)}" for k, (n, _) in ROSTER_FORMATS.items()))
         read = ROSTER_FORMATS[kind][1]
-        return [(reader.line_num, read(row)) for row in reader if not _points_row(row.get("Student"))]
+        return [(reader.line_num, read(row)) for row in reader if not points_row(row.get("Student"))]
 
 
-def _points_row(student: str | None) -> bool:
+def points_row(student: str | None) -> bool:
     """Canvas's row under the header ("    Points Possible") is no student.
 
     Example:
-        >>> _points_row("    Points Possible"), _points_row("Smith, Jane")
+        >>> points_row("    Points Possible"), points_row("Smith, Jane")
         (True, False)
     """
     return str(student or "").strip().startswith("Points Possible")
@@ -369,9 +369,9 @@ def import_roster(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
         ['alice', 'bob']
     """
     students = [(line, f.pop("id"), f) for line, f in roster_students(path)]
-    coursedir = _coursedir(load_nbgrader_config(root))
+    coursedir = course_dir(load_nbgrader_config(root))
     added = []
-    with _gradebook(coursedir) as gb:
+    with open_gradebook(coursedir) as gb:
         for _, student_id, fields in students:
             if student_id:
                 gb.update_or_create_student(student_id, **{k: v or None for k, v in fields.items()})
@@ -391,7 +391,7 @@ def late_work(cfg: Any, coursedir: Any, times: str | os.PathLike[str] | None = N
     plugin = str(cfg.get("AssignLatePenalties", {}).get("plugin_class", "nbgrader.plugins.LateSubmissionPlugin"))
     return LateWork(dues, read_extensions(ext), read_times(times, zone) if times else {},
                     float(cfg.get("PercentPerDay", {}).get("percent_per_day", 10.0)), plugin,
-                    _step_dir(coursedir, "submitted_directory"), withheld_dir(coursedir),
+                    step_dir(coursedir, "submitted_directory"), withheld_dir(coursedir),
                     now or datetime.now(UTC))
 
 
@@ -424,9 +424,9 @@ def export_grades(lms: str, out: str | os.PathLike[str], assignments: Sequence[s
     if roster is not None:
         import_roster(roster, root)
     cfg = load_nbgrader_config(root)
-    coursedir = _coursedir(cfg)
+    coursedir = course_dir(cfg)
     late = late_work(cfg, coursedir, times, zone, extensions, now)
-    with _gradebook(coursedir) as gb:
+    with open_gradebook(coursedir) as gb:
         rows = list(scores(gb, assignments, late))
     if not rows:
         raise CourseError("nothing to export: no student or no assignment in the gradebook (import a roster with "

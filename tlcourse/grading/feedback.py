@@ -9,11 +9,11 @@ from pathlib import Path
 
 from tlcourse.grading.course import (
     CourseError,
-    _api,
-    _coursedir,
-    _log_errors,
-    _step_dir,
+    course_dir,
     load_nbgrader_config,
+    log_errors,
+    nbgrader_api,
+    step_dir,
     withheld_dir,
 )
 
@@ -31,8 +31,8 @@ def generate_feedback(assignment: str, students: Sequence[str] | None = None,
         [PosixPath('.../course/feedback/alice/00_warmup/00_warmup.html')]
     """
     cfg = load_nbgrader_config(root)
-    coursedir = _coursedir(cfg)
-    autograded = _step_dir(coursedir, "autograded_directory")
+    coursedir = course_dir(cfg)
+    autograded = step_dir(coursedir, "autograded_directory")
     names = list(students) if students else sorted(p.parent.name for p in autograded.glob(f"*/{assignment}")
                                                     if p.is_dir())
     if not names:
@@ -41,12 +41,12 @@ def generate_feedback(assignment: str, students: Sequence[str] | None = None,
     if held:
         print(f"no feedback for {', '.join(held)}: withheld for review until each test cell has a manual score",
               file=sys.stderr)
-    api = _api(cfg)
+    api = nbgrader_api(cfg)
     written = []
     for student in (n for n in names if n not in held):
         res = api.generate_feedback(assignment, student, force=True)
         if not res["success"]:
-            raise CourseError(f"feedback for {student} failed:\n{_log_errors(res)}")
+            raise CourseError(f"feedback for {student} failed:\n{log_errors(res)}")
         folder = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
         written += sorted(folder.glob("*.html"))
     return written
@@ -54,13 +54,13 @@ def generate_feedback(assignment: str, students: Sequence[str] | None = None,
 
 def _withheld(coursedir: object, assignment: str, names: Sequence[str]) -> list[str]:
     """The students whose submission ``tlcourse grade`` withheld and no instructor has graded by hand yet."""
-    from tlcourse.grading.course import _gradebook
+    from tlcourse.grading.course import open_gradebook
     from tlcourse.grading.export import withheld_pending
 
     folder = withheld_dir(coursedir)
     if not (folder / assignment).is_dir():
         return []
-    with _gradebook(coursedir) as gb:
+    with open_gradebook(coursedir) as gb:
         return [n for n in names if withheld_pending(gb, folder, assignment, n)]
 
 
@@ -73,15 +73,15 @@ def feedback_archive(lms: str, out: str | os.PathLike[str], assignment: str,
         >>> feedback_archive("moodle", "feedback-moodle.zip", "00_warmup")  # doctest: +SKIP
         (PosixPath('feedback-moodle.zip'), [])
     """
-    from tlcourse.grading.course import _gradebook
+    from tlcourse.grading.course import open_gradebook
     from tlcourse.grading.lms import write_feedback_archive
 
-    coursedir = _coursedir(load_nbgrader_config(root))
-    feedback = _step_dir(coursedir, "feedback_directory")
-    with _gradebook(coursedir) as gb:
+    coursedir = course_dir(load_nbgrader_config(root))
+    feedback = step_dir(coursedir, "feedback_directory")
+    with open_gradebook(coursedir) as gb:
         students = [{"id": s.id, "first_name": s.first_name, "last_name": s.last_name,
                      "lms_user_id": s.lms_user_id} for s in gb.students]
     held = set(_withheld(coursedir, assignment, [s["id"] for s in students]))
     path, left_out = write_feedback_archive(lms, out, assignment, [s for s in students if s["id"] not in held],
-                                            feedback, _step_dir(coursedir, "submitted_directory"))
+                                            feedback, step_dir(coursedir, "submitted_directory"))
     return path, left_out + [f"{s}: withheld for review" for s in sorted(held)]

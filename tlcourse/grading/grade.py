@@ -38,26 +38,26 @@ from typing import Any
 from tlcourse.grading import canary
 from tlcourse.grading.course import (
     CourseError,
-    _api,
-    _coursedir,
-    _files,
-    _log_errors,
-    _source_notebooks,
-    _step_dir,
     apply_due_dates,
+    course_dir,
+    course_files,
     load_nbgrader_config,
+    log_errors,
+    nbgrader_api,
     parse_notebook,
     read_notebook,
+    source_notebooks,
+    step_dir,
     withheld_dir,
 )
 from tlcourse.grading.gradebook import (
+    CellInfo,
     GradeRow,
-    _cell_info,
-    _cell_label,
-    _CellInfo,
-    _error_row,
-    _row_from_gradebook,
-    _write_csv,
+    cell_info,
+    cell_label,
+    error_row,
+    row_from_gradebook,
+    write_grades_csv,
 )
 from tlcourse.grading.readback import Malformed, plain, read_log_tail, read_progress, read_result
 from tlcourse.grading.safefs import write_new
@@ -72,7 +72,7 @@ from tlcourse.grading.sandbox import (
     rlimits,
     sandbox_problem,
 )
-from tlcourse.grading.submissions import _archive_submission, _discover, _Submission
+from tlcourse.grading.submissions import StudentSubmission, archive_submission, discover_submissions
 from tlcourse.threads import THREAD_VARS, allowed_cpus, explicit_threads
 
 __all__ = ["grade", "DEFAULT_TIMEOUT", "WITHHELD"]
@@ -85,7 +85,7 @@ WITHHELD = "withheld"  # a row's status when the points wait for an instructor's
 class _Job:
     """One submission on its way: what was sent, and the worker running it."""
 
-    sub: _Submission
+    sub: StudentSubmission
     home: Path  # host folder of this job: result.json, progress.json, worker.log, files/
     notebooks: dict[str, Any] = field(default_factory=dict)  # sanitised notebooks with canaries, as sent
     canaries: dict[str, dict[int, canary.Canary]] = field(default_factory=dict)  # per notebook: index -> canary
@@ -103,7 +103,7 @@ class _Batch:
     assignment: str
     cfg: Any
     coursedir: Any
-    infos: dict[str, _CellInfo]
+    infos: dict[str, CellInfo]
     trusted: dict[str, frozenset[str]]  # per notebook: the sources of the course's own cells
     names: dict[str, frozenset[str]]  # per notebook: the names its answer cells define (stood in for by mirrors)
     source_files: dict[str, Path]
@@ -116,7 +116,7 @@ class _Batch:
 
 
 # ------------------------------------------------------------------------------------------------ preparing
-def _submission_notes(nb: Any, info: _CellInfo) -> list[str]:
+def _submission_notes(nb: Any, info: CellInfo) -> list[str]:
     """What nbgrader is about to repair in a submission, in words (duplicated / deleted cells, kernel)."""
     ids = Counter(c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells
                   if c.metadata.get("nbgrader", {}).get("grade_id"))
@@ -160,7 +160,7 @@ def _sanitise(nb: Any, nb_id: str, student: str, batch: _Batch) -> Any:
     return nb
 
 
-def _prepare(sub: _Submission, batch: _Batch) -> _Job:
+def _prepare(sub: StudentSubmission, batch: _Batch) -> _Job:
     """Parse and sanitise a submission's notebooks, slip the canaries in, stage the course's data files (nothing
     else of the submission: no file of it can shadow a module). Raises CourseError."""
     job = _Job(sub, batch.folder / "students" / sub.student, notes=list(sub.notes))
@@ -326,7 +326,7 @@ def _lies(nb_id: str, clean: Any, replies: dict[int, str], batch: _Batch) -> lis
     on the student's own cells. A cell the review could not parse counts only when the kernel ran it anyway."""
     from tlcourse.grading.review import review_notebook
 
-    labels = {_cell_label(c, i): i for i, c in enumerate(clean.cells)}
+    labels = {cell_label(c, i): i for i, c in enumerate(clean.cells)}
     found = []
     for f in review_notebook(clean, batch.trusted[nb_id]):
         if f.rule == "unparsable" and replies.get(labels.get(f.cell, -1)) != "ok":
@@ -363,7 +363,7 @@ def _timeouts(nb: Any, replies: dict[int, str], limit: int) -> list[str]:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 out.ename, out.evalue, out.traceback = "TimeoutError", said, [f"TimeoutError: {said}"]
-        notes.append(f"{_cell_label(cell, index)} {said}")
+        notes.append(f"{cell_label(cell, index)} {said}")
     return notes
 
 
@@ -415,7 +415,7 @@ def _writer(cfg: Any, batch_folder: Path) -> Any:
     execute = cfg.Autograde.get("autograde_preprocessors", traits["autograde_preprocessors"].default())
     writer_cfg.Autograde.sanitize_preprocessors = [p for p in sanitize if _pp_name(p) != "ClearOutput"]
     writer_cfg.Autograde.autograde_preprocessors = [p for p in execute if _pp_name(p) != "Execute"]
-    return _api(writer_cfg)
+    return nbgrader_api(writer_cfg)
 
 
 def _pp_name(preprocessor: Any) -> str:
@@ -426,14 +426,14 @@ def _pp_name(preprocessor: Any) -> str:
 def _record(job: _Job, batch: _Batch, writer: Any, status: str, reason: str, feedback: bool) -> GradeRow:
     """Store the grades of a finished job (or its error row); this process is the gradebook's only writer."""
     sub, coursedir = job.sub, batch.coursedir
-    _archive_submission(sub, _step_dir(coursedir, "submitted_directory"), batch.assignment)
+    archive_submission(sub, step_dir(coursedir, "submitted_directory"), batch.assignment)
     withheld = _withheld_file(batch, sub.student)
     withheld.unlink(missing_ok=True)
     if status != "ok":
         stale = Path(coursedir.format_path(coursedir.feedback_directory, sub.student, batch.assignment))
         shutil.rmtree(stale, ignore_errors=True)  # never release feedback of an earlier run (or of a withheld one)
     if status not in ("ok", WITHHELD):
-        return _error_row(sub.student, batch.assignment, batch.infos, "; ".join([*job.notes, reason]))
+        return error_row(sub.student, batch.assignment, batch.infos, "; ".join([*job.notes, reason]))
     staged = batch.folder / "staged" / sub.student / batch.assignment
     if sub.timestamp is not None:
         write_new(staged / "timestamp.txt", sub.timestamp.encode())
@@ -441,14 +441,14 @@ def _record(job: _Job, batch: _Batch, writer: Any, status: str, reason: str, fee
         write_new(staged / "submission_secret.txt", sub.secret)
     res = writer.autograde(batch.assignment, sub.student, force=True, create=True)
     if not res["success"]:
-        return _error_row(sub.student, batch.assignment, batch.infos, "nbgrader autograde failed: " + _log_errors(res))
+        return error_row(sub.student, batch.assignment, batch.infos, "nbgrader autograde failed: " + log_errors(res))
     if status == WITHHELD:
         return _withhold(job, batch, withheld)
-    row = _row_from_gradebook(coursedir, batch.assignment, sub.student, batch.infos, job.notes)
+    row = row_from_gradebook(coursedir, batch.assignment, sub.student, batch.infos, job.notes)
     if feedback:
         fb = writer.generate_feedback(batch.assignment, sub.student, force=True)
         if not fb["success"]:
-            row.reason = "; ".join(filter(None, [row.reason, "feedback failed: " + _log_errors(fb)]))
+            row.reason = "; ".join(filter(None, [row.reason, "feedback failed: " + log_errors(fb)]))
     return row
 
 
@@ -473,7 +473,7 @@ def _withhold(job: _Job, batch: _Batch, record: Path) -> GradeRow:
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"student": job.sub.student, "evidence": job.evidence, "claimed": claimed},
                                  indent=1), encoding="utf-8")
-    row = _row_from_gradebook(batch.coursedir, batch.assignment, job.sub.student, batch.infos, job.notes)
+    row = row_from_gradebook(batch.coursedir, batch.assignment, job.sub.student, batch.infos, job.notes)
     row.status, row.needs_manual_grade = WITHHELD, True
     row.reason = "; ".join(["withheld for review (no automatic points until an instructor grades each test cell "
                             f"in the formgrader; claimed {sum(claimed.values()):g} points)", *job.evidence[:6],
@@ -520,7 +520,7 @@ def grade(submissions: str | os.PathLike[str], assignment: str, out: str | os.Pa
         rows = _grade_all(Path(submissions).resolve(), assignment, jobs, timeout, cell_timeout, profile, feedback,
                           root, log, sandbox, limits or Limits())
     if out is not None:
-        _write_csv(rows, Path(out))
+        write_grades_csv(rows, Path(out))
     counts = Counter(r.status for r in rows)
     log(f"{counts['ok']} graded, {counts[WITHHELD]} withheld for review, {counts['error']} error(s)"
         + (f"; grades in {out}" if out is not None else ""))
@@ -550,21 +550,21 @@ def _terminate_as_exit() -> Iterator[None]:
 def _open_batch(assignment: str, folder: Path, root: Any, cell_timeout: int | None, profile: str, jobs: int,
                 sandbox: bool, limits: Limits) -> _Batch:
     cfg = load_nbgrader_config(root)
-    coursedir = _coursedir(cfg)
-    source_nbs = _source_notebooks(cfg, assignment)
+    coursedir = course_dir(cfg)
+    source_nbs = source_notebooks(cfg, assignment)
     build = copy.deepcopy(cfg)  # the assignment in the gradebook (points changed in solutions/ are picked up)
     build.CourseDirectory.release_directory = str(folder / "release")
-    result = _api(build).generate_assignment(assignment, force=True, create=True)
+    result = nbgrader_api(build).generate_assignment(assignment, force=True, create=True)
     if not result["success"]:
-        raise CourseError(f"nbgrader could not record {assignment} in the gradebook:\n{_log_errors(result)}")
+        raise CourseError(f"nbgrader could not record {assignment} in the gradebook:\n{log_errors(result)}")
     apply_due_dates(cfg, coursedir, assignment)
-    source_dir = _step_dir(coursedir, "source_directory") / assignment
+    source_dir = step_dir(coursedir, "source_directory") / assignment
     execute = {"timeout": int(cell_timeout or cell_timeout_for(cfg, assignment)),
                "kernel_name": cfg.Execute.get("kernel_name", "python3"),
                "interrupt_on_timeout": bool(cfg.Execute.get("interrupt_on_timeout", True))}
     sources = {nb_id: read_notebook(path, path.name) for nb_id, path in source_nbs.items()}  # the course's own
-    return _Batch(assignment, cfg, coursedir, _cell_info(source_nbs), _trusted(sources, folder / "release"),
-                  _answer_names(sources), _files(source_dir, [*coursedir.ignore, "*.ipynb"]), folder, profile, jobs, sandbox, limits, execute)
+    return _Batch(assignment, cfg, coursedir, cell_info(source_nbs), _trusted(sources, folder / "release"),
+                  _answer_names(sources), course_files(source_dir, [*coursedir.ignore, "*.ipynb"]), folder, profile, jobs, sandbox, limits, execute)
 
 
 CELL_TIMEOUT_FACTOR = 5  # a cell may take this many times the whole lesson's measured grading time …
@@ -630,7 +630,7 @@ def _grade_all(submissions: Path, assignment: str, jobs: int, timeout: float, ce
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tlcourse-grade-") as tmp:
         batch = _open_batch(assignment, Path(tmp), root, cell_timeout, profile, jobs, sandbox, limits)
-        subs = _discover(submissions, assignment, list(batch.infos))
+        subs = discover_submissions(submissions, assignment, list(batch.infos))
         writer = _writer(batch.cfg, batch.folder)
         log(f"grading {len(subs)} submission(s) of {assignment} in the {profile} profile, {jobs} at a time, at most "
             f"{timeout:g} s each and {batch.execute['timeout']} s a cell, "
@@ -641,7 +641,7 @@ def _grade_all(submissions: Path, assignment: str, jobs: int, timeout: float, ce
             try:
                 rows.append(_record(job, batch, writer, status, reason, feedback))
             except Exception as exc:  # one student's failure is that student's row; the batch goes on
-                rows.append(_error_row(job.sub.student, batch.assignment, batch.infos,
+                rows.append(error_row(job.sub.student, batch.assignment, batch.infos,
                                        "; ".join([*job.notes, _internal(exc, "storing the grades")])))
             row = rows[-1]
             log(f"  [{len(rows)}/{len(subs)}] {job.sub.student:<20} {row.status:<5} {row.score:g}/{row.max_score:g}  "
@@ -653,7 +653,7 @@ def _grade_all(submissions: Path, assignment: str, jobs: int, timeout: float, ce
     return rows
 
 
-def _run_all(subs: list[_Submission], batch: _Batch, timeout: float,
+def _run_all(subs: list[StudentSubmission], batch: _Batch, timeout: float,
              finish: Callable[[_Job, str, str, float], None]) -> None:
     """Workers execute, ``batch.jobs`` at a time; a finished worker's slot is refilled before its grades are
     written, so execution never waits for the gradebook."""
@@ -695,7 +695,7 @@ def _safe_outcome(job: _Job, batch: _Batch, timeout: float, late: bool) -> tuple
         return "error", _internal(exc, "reading the result"), round(time.monotonic() - job.started, 1)
 
 
-def _launch(sub: _Submission, batch: _Batch) -> tuple[_Job, str]:
+def _launch(sub: StudentSubmission, batch: _Batch) -> tuple[_Job, str]:
     """Prepare and start one submission: (the job, "") — or (the job, why it cannot run)."""
     if sub.problem:
         return _Job(sub, batch.folder, notes=list(sub.notes)), sub.problem
@@ -714,6 +714,6 @@ def _launch(sub: _Submission, batch: _Batch) -> tuple[_Job, str]:
 
 def _copy_logs(batch: _Batch) -> None:
     """Each worker's log (its last MB) into ``course/logs/<assignment>/<student>.log``."""
-    logs = _step_dir(batch.coursedir, "autograded_directory").parent / "logs" / batch.assignment
+    logs = step_dir(batch.coursedir, "autograded_directory").parent / "logs" / batch.assignment
     for log_file in (batch.folder / "students").glob("*/worker.log"):
         write_new(logs / f"{log_file.parent.name}.log", read_log_tail(log_file))

@@ -44,21 +44,21 @@ class GradeRow:
         return {k: str(row[k]) for k in CSV_COLUMNS}
 
 
-def _write_csv(rows: Sequence[GradeRow], path: Path) -> None:
+def write_grades_csv(rows: Sequence[GradeRow], path: Path) -> None:
     """The grades CSV, sorted by student, written atomically with spreadsheet-safe cells (:mod:`.tables`)."""
     ordered = sorted(rows, key=lambda r: r.student_id)
     write_csv(path, CSV_COLUMNS, ([r.as_csv()[k] for k in CSV_COLUMNS] for r in ordered))
 
 
 @dataclass
-class _CellInfo:
+class CellInfo:
     tests: dict[str, float]  # autograded test cells: grade id -> points
     written: dict[str, float]  # manually graded answers: grade id -> points
     answers: list[str]  # autograded answer cells (solution, not grade)
     kernel: str
 
 
-def _cell_info(paths: dict[str, Path]) -> dict[str, _CellInfo]:
+def cell_info(paths: dict[str, Path]) -> dict[str, CellInfo]:
     import nbformat
 
     info = {}
@@ -73,19 +73,19 @@ def _cell_info(paths: dict[str, Path]) -> dict[str, _CellInfo]:
                 written[meta["grade_id"]] = float(meta.get("points", 0))
             elif meta.get("solution"):
                 answers.append(meta["grade_id"])
-        info[nb_id] = _CellInfo(tests, written, answers, nb.metadata.get("kernelspec", {}).get("name", "python3"))
+        info[nb_id] = CellInfo(tests, written, answers, nb.metadata.get("kernelspec", {}).get("name", "python3"))
     return info
 
 
 
 
-def _cell_label(cell: Any, index: int) -> str:
+def cell_label(cell: Any, index: int) -> str:
     """How a cell is named in reasons and progress: its grade id, else its position."""
     gid = cell.metadata.get("nbgrader", {}).get("grade_id")
     return gid or f"cell {index + 1}"
 
 
-def _failure_name(cell: Any) -> str:
+def failure_name(cell: Any) -> str:
     for out in cell.get("outputs", []):
         if out.output_type == "error":
             return out.ename
@@ -94,7 +94,7 @@ def _failure_name(cell: Any) -> str:
     return "partial credit"
 
 
-def _row_from_gradebook(coursedir: Any, assignment: str, student: str, infos: dict[str, _CellInfo],
+def row_from_gradebook(coursedir: Any, assignment: str, student: str, infos: dict[str, CellInfo],
                         notes: list[str]) -> GradeRow:
     import nbformat
     from nbgrader.api import Gradebook
@@ -122,10 +122,10 @@ def _row_from_gradebook(coursedir: Any, assignment: str, student: str, infos: di
                     auto += float(g.auto_score or 0)
                     if (g.auto_score or 0) < info.tests[g.name] and g.name in cells:
                         failed.append(f"{g.name} {float(g.auto_score or 0):g}/{info.tests[g.name]:g} "
-                                      f"({_failure_name(cells[g.name])})")
+                                      f"({failure_name(cells[g.name])})")
                 elif g.name in info.written and g.manual_score is None:
                     pending.append(g.name if g.auto_score is None else f"{g.name} (no answer)")
-            broken += [f"{gid} ({_failure_name(cells[gid])})" for gid in info.answers
+            broken += [f"{gid} ({failure_name(cells[gid])})" for gid in info.answers
                        if gid in cells and any(o.output_type == "error" for o in cells[gid].get("outputs", []))]
     parts = list(notes)
     if broken:
@@ -137,7 +137,7 @@ def _row_from_gradebook(coursedir: Any, assignment: str, student: str, infos: di
     return GradeRow(student, assignment, score, total, "ok", "; ".join(parts), auto, auto_max, needs_manual)
 
 
-def _error_row(student: str, assignment: str, infos: dict[str, _CellInfo], reason: str) -> GradeRow:
+def error_row(student: str, assignment: str, infos: dict[str, CellInfo], reason: str) -> GradeRow:
     total = sum(sum(i.tests.values()) + sum(i.written.values()) for i in infos.values())
     auto_max = sum(sum(i.tests.values()) for i in infos.values())
     return GradeRow(student, assignment, 0.0, total, "error", reason, 0.0, auto_max, True)

@@ -41,19 +41,19 @@ from typing import Any
 
 from tlcourse.grading.course import (
     CourseError,
-    _coursedir,
-    _gradebook,
+    course_dir,
     find_course_root,
     load_nbgrader_config,
+    open_gradebook,
 )
-from tlcourse.grading.gradebook import _cell_info, _failure_name
+from tlcourse.grading.gradebook import cell_info, failure_name
 from tlcourse.grading.hidden import (
     Guard,
-    _failed_line,
-    _hidden_spans,
-    _test_error,
+    failed_line,
     hidden_secrets_of,
+    hidden_spans,
     strip_hidden_tests,
+    vetted_test_error,
 )
 from tlcourse.grading.readback import plain
 from tlcourse.grading.safefs import Refused, read_regular, scan
@@ -196,16 +196,16 @@ class _Vetting:
 
 def _failure(cell: Any, source: str, vetting: _Vetting) -> tuple[str, bool | None]:
     """Why a test cell lost points, as the feedback would show it (rebuilt from vetted parts by
-    :func:`tlcourse.grading.hidden._test_error`: a hidden test's failure says only that), and where it failed:
+    :func:`tlcourse.grading.hidden.vetted_test_error`: a hidden test's failure says only that), and where it failed:
     ``True`` in a hidden region, ``False`` in the visible tests, ``None`` when the traceback does not say."""
     errors = [o for o in (cell or {}).get("outputs", []) if o.get("output_type") == "error"]
     if cell is None:
         return "the cell did not run", None
     if not errors:
-        return f"no error, but {_failure_name(cell)}: that earns no points", None
-    shown = _test_error(cell, source, errors[0], vetting.secrets, vetting.guard)
-    line = _failed_line(cell, errors[0])
-    where = None if line is None else any(a <= line <= b for a, b in _hidden_spans(source))
+        return f"no error, but {failure_name(cell)}: that earns no points", None
+    shown = vetted_test_error(cell, source, errors[0], vetting.secrets, vetting.guard)
+    line = failed_line(cell, errors[0])
+    where = None if line is None else any(a <= line <= b for a, b in hidden_spans(source))
     return plain(f"{shown.ename}: {shown.evalue}", MESSAGE_CHARS), where
 
 
@@ -213,7 +213,7 @@ def _tests_of(name: str, cell: Any, source: str, score: float, points: float, ve
     """Gradescope tests of one test cell: its points (``after_published`` when it holds hidden tests, else
     ``visible``), and for a cell with hidden tests also a 0-point ``visible`` entry for its visible tests when the
     outcome of those is known (from the traceback: informational only, the points never depend on it)."""
-    hidden = bool(_hidden_spans(source))
+    hidden = bool(hidden_spans(source))
     passed = score >= points
     main = {"name": name, "score": score, "max_score": points, "status": "passed" if passed else "failed",
             "visibility": "after_published" if hidden else "visible", "output_format": "text"}
@@ -238,9 +238,9 @@ def results_from_gradebook(assignment: str, coursedir: Any, sources: dict[str, P
 
     tests: list[dict[str, Any]] = []
     manual = 0.0
-    with _gradebook(coursedir) as gb:
+    with open_gradebook(coursedir) as gb:
         for nb_id, path in sources.items():
-            info = _cell_info({nb_id: path})[nb_id]
+            info = cell_info({nb_id: path})[nb_id]
             source_nb = nbformat.read(path, 4)
             source_cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in source_nb.cells}
             graded = Path(coursedir.format_path(coursedir.autograded_directory, STUDENT, assignment)) / f"{nb_id}.ipynb"
@@ -315,7 +315,7 @@ def run_autograder(assignment: str, submission: str | os.PathLike[str], results:
     out = Path(results)
     with tempfile.TemporaryDirectory(prefix="tlcourse-gradescope-run-") as tmp, _course_dir(Path(tmp) / "course"):
         cfg = load_nbgrader_config(course)
-        coursedir = _coursedir(cfg)
+        coursedir = course_dir(cfg)
         source = Path(cfg.CourseDirectory.root) / cfg.CourseDirectory.source_directory / assignment
         sources = {p.stem: p for p in sorted(source.glob("*.ipynb"))}
         if not sources:

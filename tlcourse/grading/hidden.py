@@ -16,7 +16,7 @@ __all__ = ["hidden_test_lines", "strip_hidden_tests", "hidden_secrets_of", "dist
 BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
 END_HIDDEN = "END HIDDEN TESTS"
 HIDDEN_NOTE = "a hidden test failed. Hidden tests are not shown: re-read the task and try your code on other inputs."
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_REF = re.compile(r"Cell In\[(\d+)\], line (\d+)")
 #: The most of a visible test's error message that feedback shows.
 EVALUE_CAP = 500
@@ -24,7 +24,7 @@ EVALUE_CAP = 500
 BUILTIN_EXCEPTIONS = frozenset(n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException))
 
 
-def _hidden_spans(source: str) -> list[tuple[int, int]]:
+def hidden_spans(source: str) -> list[tuple[int, int]]:
     """1-based, inclusive line spans of the hidden regions (markers included)."""
     spans, start = [], None
     for number, line in enumerate(source.splitlines(), start=1):
@@ -47,7 +47,7 @@ def hidden_test_lines(source: str) -> list[str]:
     """
     lines = source.splitlines()
     out = []
-    for start, end in _hidden_spans(source):
+    for start, end in hidden_spans(source):
         out += [ln.strip() for ln in lines[start - 1:end] if ln.strip() and BEGIN_HIDDEN not in ln
                 and END_HIDDEN not in ln]
     return out
@@ -60,7 +60,7 @@ def strip_hidden_tests(source: str, note: str | None = "# (hidden tests run here
         >>> strip_hidden_tests("a = 1\\n### BEGIN HIDDEN TESTS\\nassert a == 1\\n### END HIDDEN TESTS", note=None)
         'a = 1'
     """
-    spans = _hidden_spans(source)
+    spans = hidden_spans(source)
     if not spans:
         return source
     lines = source.splitlines()
@@ -184,7 +184,7 @@ def _leaks(text: str, secrets: Sequence[str]) -> bool:
 
 
 def _scrub_lines(text: str, secrets: Sequence[str]) -> str:
-    return "\n".join(ln for ln in text.split("\n") if not _leaks(_ANSI.sub("", ln), secrets))
+    return "\n".join(ln for ln in text.split("\n") if not _leaks(ANSI_ESCAPES.sub("", ln), secrets))
 
 
 def is_test_cell(cell: Any) -> bool:
@@ -196,7 +196,7 @@ def is_test_cell(cell: Any) -> bool:
         True
     """
     meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution") or bool(_hidden_spans(cell.get("source", "")))
+    return bool(meta.get("grade")) and not meta.get("solution") or bool(hidden_spans(cell.get("source", "")))
 
 
 def _exception_name(ename: str) -> str:
@@ -209,25 +209,25 @@ def _exception_name(ename: str) -> str:
     return ename if ename in BUILTIN_EXCEPTIONS else "Exception"
 
 
-def _failed_line(cell: Any, out: Any) -> int | None:
+def failed_line(cell: Any, out: Any) -> int | None:
     """The line of ``cell`` (1-based, in its graded source) where ``out``'s error was raised, if the traceback
     names it (its first frame in this cell's execution)."""
-    plain = [_ANSI.sub("", ln) for ln in out.get("traceback", [])]
+    plain = [ANSI_ESCAPES.sub("", ln) for ln in out.get("traceback", [])]
     refs = [int(line) for tb in plain for count, line in _CELL_REF.findall(tb)
             if cell.get("execution_count") in (None, int(count))]
     return refs[0] if refs else None
 
 
-def _test_error(cell: Any, source: str, out: Any, secrets: Sequence[str], guard: Guard) -> Any:
+def vetted_test_error(cell: Any, source: str, out: Any, secrets: Sequence[str], guard: Guard) -> Any:
     """A test cell's error as feedback shows it, rebuilt from vetted parts only (see :class:`HideHiddenTests`)."""
-    spans = _hidden_spans(source)
-    line = _failed_line(cell, out)
-    plain = "\n".join(_ANSI.sub("", ln) for ln in out.get("traceback", []))
+    spans = hidden_spans(source)
+    line = failed_line(cell, out)
+    plain = "\n".join(ANSI_ESCAPES.sub("", ln) for ln in out.get("traceback", []))
     ename = _exception_name(str(out.get("ename", "")))
     hidden = any(a <= line <= b for a, b in spans) if line is not None else bool(spans) and _leaks(plain, secrets)
     if hidden:
         return _error_output(ename, "a hidden test failed", [f"{ename}: {HIDDEN_NOTE}"])
-    evalue = _ANSI.sub("", str(out.get("evalue", "")))[:EVALUE_CAP]
+    evalue = ANSI_ESCAPES.sub("", str(out.get("evalue", "")))[:EVALUE_CAP]
     if _leaks(evalue, [*secrets, BEGIN_HIDDEN, END_HIDDEN]) or guard.reveals(evalue):
         evalue = "(message hidden: it would reveal a hidden test)"
     lines = source.splitlines()
@@ -251,10 +251,10 @@ def _hide_in_cell(cell: Any, secrets: Sequence[str], guard: Guard) -> None:
     """Remove a cell's hidden regions and any output that would reveal them (see :class:`HideHiddenTests`)."""
     source = cell.source
     test = is_test_cell(cell)
-    if _hidden_spans(source):
+    if hidden_spans(source):
         cell.source = strip_hidden_tests(source)
     if test and cell.get("cell_type") == "code":
-        cell.outputs = [_test_error(cell, source, out, secrets, guard) for out in cell.get("outputs", [])
+        cell.outputs = [vetted_test_error(cell, source, out, secrets, guard) for out in cell.get("outputs", [])
                         if out.output_type == "error"]
         return
     cell.outputs = [_guarded(out, guard) for out in cell.get("outputs", [])]
@@ -299,7 +299,7 @@ def _not_shown() -> Any:
                         text="(outputs are not shown in feedback: your own notebook has them)\n")
 
 
-def _make_hide_hidden_tests() -> type:
+def make_hide_hidden_tests() -> type:
     from nbgrader.preprocessors import NbGraderPreprocessor
     from traitlets import Bool
 

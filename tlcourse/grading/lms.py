@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tlcourse.grading.course import CourseError
-from tlcourse.grading.export import ROSTER_FORMATS, Score, _points_row, roster_students
+from tlcourse.grading.export import ROSTER_FORMATS, Score, points_row, roster_students
 
 __all__ = ["FILLERS", "ARCHIVES", "MOODLE_COLUMNS", "fill_roster", "match_columns", "normalise_title",
            "write_feedback_archive"]
@@ -120,7 +120,7 @@ def _fill(kind: str, header: list[str], body: list[list[str]], columns: dict[str
     """Fill ``columns`` (assignment -> (grade column, maximum column or None)) of the student rows in place."""
     warnings = []
     for row in body:
-        if kind == "canvas" and _points_row(row[0] if row else ""):
+        if kind == "canvas" and points_row(row[0] if row else ""):
             continue
         student = _student_of(kind, header, row)
         for name, (index, _) in columns.items():
@@ -140,7 +140,7 @@ def _maxima(kind: str, header: list[str], body: list[list[str]], columns: dict[s
     """Warnings where the LMS's points possible differ from the gradebook's maximum (no score is rescaled)."""
     out = []
     for name, (index, max_index) in columns.items():
-        rows = [r for r in body if r and _points_row(r[0])] if kind == "canvas" else body
+        rows = [r for r in body if r and points_row(r[0])] if kind == "canvas" else body
         where = index if kind == "canvas" else max_index
         seen = {r[where].strip() for r in rows if where is not None and where < len(r) and r[where].strip()}
         for text in seen:

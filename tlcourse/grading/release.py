@@ -13,15 +13,15 @@ from pathlib import Path
 from tlcourse.grading.course import (
     ASSIGNMENT_PATTERN,
     CourseError,
-    _api,
-    _coursedir,
-    _files,
-    _log_errors,
-    _source_notebooks,
-    _step_dir,
+    course_dir,
+    course_files,
     find_course_root,
     list_assignments,
     load_nbgrader_config,
+    log_errors,
+    nbgrader_api,
+    source_notebooks,
+    step_dir,
 )
 from tlcourse.grading.hidden import BEGIN_HIDDEN, distinctive, hidden_secrets_of
 
@@ -41,11 +41,11 @@ def release(root: str | os.PathLike[str] | None = None, check: bool = False,
         []
     """
     cfg = load_nbgrader_config(root)
-    coursedir = _coursedir(cfg)
-    lessons = _step_dir(coursedir, "release_directory")
+    coursedir = course_dir(cfg)
+    lessons = step_dir(coursedir, "release_directory")
     names = list(assignments) if assignments else list_assignments(coursedir.root)
     for name in names:
-        _source_notebooks(cfg, name)  # clear error for an unknown assignment
+        source_notebooks(cfg, name)  # clear error for an unknown assignment
     ignore = list(coursedir.ignore)
     differences: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tlcourse-release-") as tmp:
@@ -54,19 +54,19 @@ def release(root: str | os.PathLike[str] | None = None, check: bool = False,
         if check:
             build.GenerateAssignment.no_database = True
             build.SaveCells.enabled = False
-        api = _api(build)
+        api = nbgrader_api(build)
         for name in names:
             result = api.generate_assignment(name, force=True, create=True)
             if not result["success"] and not check:  # e.g. grade cells added after submissions were graded
-                out(f"  warning: {name} was not recorded in the gradebook ({_log_errors(result).strip()}); "
+                out(f"  warning: {name} was not recorded in the gradebook ({log_errors(result).strip()}); "
                     "lessons/ are generated anyway")
                 pure = copy.deepcopy(build)
                 pure.GenerateAssignment.no_database = True
                 pure.SaveCells.enabled = False
-                result = _api(pure).generate_assignment(name, force=True, create=True)
+                result = nbgrader_api(pure).generate_assignment(name, force=True, create=True)
             if not result["success"]:
-                raise CourseError(f"nbgrader could not generate {name}:\n{_log_errors(result)}")
-            fresh, current = _files(Path(tmp) / name, ignore), _files(lessons / name, ignore)
+                raise CourseError(f"nbgrader could not generate {name}:\n{log_errors(result)}")
+            fresh, current = course_files(Path(tmp) / name, ignore), course_files(lessons / name, ignore)
             for rel in sorted(set(fresh) | set(current)):
                 shown = f"{lessons.name}/{name}/{rel}"
                 if rel not in current:
@@ -124,7 +124,7 @@ def _secrets(root: Path) -> list[str]:
 def _leaked(folder: Path, secrets: Sequence[str]) -> list[str]:
     """Files under ``folder`` that quote a hidden test (or hold a lesson with a hidden-test region)."""
     bad = []
-    for rel, path in _files(folder, []).items():
+    for rel, path in course_files(folder, []).items():
         text = path.read_text(encoding="utf-8", errors="replace")
         if any(s in text for s in secrets) or (rel.endswith(".ipynb") and BEGIN_HIDDEN in text):
             bad.append(rel)
@@ -193,7 +193,7 @@ def publish(target: str | os.PathLike[str], root: str | os.PathLike[str] | None 
     for name in PUBLISHED:
         source = course / name
         if source.is_dir():
-            for rel, path in _files(source, _NEVER).items():
+            for rel, path in course_files(source, _NEVER).items():
                 (dest / name / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, dest / name / rel)
         elif source.is_file():
@@ -204,6 +204,6 @@ def publish(target: str | os.PathLike[str], root: str | os.PathLike[str] | None 
     if leaked:
         shutil.rmtree(dest)
         raise CourseError("the published copy quoted hidden tests (removed it): " + ", ".join(leaked))
-    files = sorted(_files(dest, []))
+    files = sorted(course_files(dest, []))
     out(f"published {len(files)} files to {dest} (no solutions, no hidden tests)")
     return files

@@ -36,11 +36,11 @@ from typing import Any
 
 from tlcourse.grading.course import (
     CourseError,
-    _coursedir,
-    _gradebook,
-    _step_dir,
+    course_dir,
     load_nbgrader_config,
+    open_gradebook,
     read_notebook,
+    step_dir,
 )
 from tlcourse.grading.tables import write_csv
 
@@ -215,7 +215,7 @@ def _released_cells(coursedir: Any, assignment: str, nb_id: str, source: Any) ->
     """The released notebook's cells by grade id (``lessons/``); without it, the source with solutions cut out."""
     from tlcourse.grading.hidden import strip_hidden_tests
 
-    path = _step_dir(coursedir, "release_directory") / assignment / f"{nb_id}.ipynb"
+    path = step_dir(coursedir, "release_directory") / assignment / f"{nb_id}.ipynb"
     if path.is_file():
         return {gid: c.source for gid, c in _cells_by_id(read_notebook(path, path.name)).items()}
     cut = re.compile(r"### BEGIN SOLUTION.*?### END SOLUTION[^\n]*", re.DOTALL)
@@ -231,10 +231,10 @@ def load_layout(cfg: Any, assignment: str) -> Layout:
         >>> sorted(layout.written), layout.tests["ex1_replace_head_tests"][2]
         (['ex4_why_freeze_first'], 2.0)
     """
-    from tlcourse.grading.course import _source_notebooks
+    from tlcourse.grading.course import source_notebooks
 
-    coursedir, layout = _coursedir(cfg), Layout()
-    notebooks = _source_notebooks(cfg, assignment)
+    coursedir, layout = course_dir(cfg), Layout()
+    notebooks = source_notebooks(cfg, assignment)
     for nb_id, path in notebooks.items():
         source = read_notebook(path, path.name)
         released = _released_cells(coursedir, assignment, nb_id, source)
@@ -297,7 +297,7 @@ def pass_rates(coursedir: Any, assignment: str, layout: Layout,
     """Per test cell, the class's outcomes and failure messages (gradebook scores, autograded outputs), the most
     failed first."""
     stats = {label: QuestionStats(label, points) for label, (_, _, points) in layout.tests.items()}
-    with _gradebook(coursedir) as gb:
+    with open_gradebook(coursedir) as gb:
         for sub in gb.find_assignment(assignment).submissions:
             for nb in sub.notebooks:
                 scores = {g.name: g.auto_score for g in nb.grades}
@@ -316,12 +316,12 @@ def students_of(coursedir: Any, assignment: str) -> list[str]:
     """The students with a submission of ``assignment`` in the gradebook, sorted."""
     from nbgrader.api import MissingEntry
 
-    from tlcourse.grading.course import _sqlite_path
+    from tlcourse.grading.course import sqlite_path
 
-    db = _sqlite_path(coursedir.db_url)
+    db = sqlite_path(coursedir.db_url)
     if db is not None and not db.is_file():  # a report never creates an empty gradebook
         raise CourseError(f"no gradebook at {db}: grade {assignment} first (tlcourse grade)")
-    with _gradebook(coursedir) as gb:
+    with open_gradebook(coursedir) as gb:
         try:
             return sorted(s.student_id for s in gb.find_assignment(assignment).submissions)
         except MissingEntry:
@@ -615,12 +615,12 @@ def write_report(assignment: str, out: str | os.PathLike[str] | None = None,
         PosixPath('/tmp/r/report.md')
     """
     cfg = load_nbgrader_config(root)
-    coursedir = _coursedir(cfg)
+    coursedir = course_dir(cfg)
     layout = load_layout(cfg, assignment)
     students = students_of(coursedir, assignment)
     notebooks = {v[0] for v in (*layout.tests.values(), *layout.code.values(), *layout.written.values())}
     graded = load_autograded(coursedir, assignment, students, notebooks)
-    folder = Path(out) if out is not None else _step_dir(coursedir, "autograded_directory").parent / "reports" / assignment
+    folder = Path(out) if out is not None else step_dir(coursedir, "autograded_directory").parent / "reports" / assignment
     folder.mkdir(parents=True, exist_ok=True)
     stats = pass_rates(coursedir, assignment, layout, graded)
     answers = answers_of(graded, layout)

@@ -685,7 +685,7 @@ def review_notebook(nb: Any, trusted_sources: Collection[str]) -> list[Finding]:
     """Findings for every code cell of ``nb`` (an nbformat notebook or its dict) whose exact source is not in
     ``trusted_sources`` (the sources of the course's locked cells, tests and released cells): answer cells and
     any cell the student added, whatever its metadata claims. Cells are labelled by nbgrader grade id, else
-    ``cell N`` (1-based), as :func:`tlcourse.grading.gradebook._cell_label` does.
+    ``cell N`` (1-based), as :func:`tlcourse.grading.gradebook.cell_label` does.
 
     >>> hostile = {"cell_type": "code", "source": "import sys; sys.settrace(None)",
     ...            "metadata": {"nbgrader": {"grade_id": "ex1", "locked": True}}}

@@ -28,7 +28,7 @@ _NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 
 
 @dataclass
-class _Submission:
+class StudentSubmission:
     student: str
     notebooks: dict[str, bytes]  # notebook id -> the submitted file's bytes
     timestamp: str | None = None  # nbgrader's timestamp.txt, as text
@@ -37,7 +37,7 @@ class _Submission:
     problem: str | None = None
 
 
-def _read(path: Path, limit: int, sub: _Submission, root: Path | None = None) -> bytes | None:
+def _read(path: Path, limit: int, sub: StudentSubmission, root: Path | None = None) -> bytes | None:
     """A file's bytes (``path`` relative to ``root`` when given: no link followed on the way), or ``None`` with
     the reason noted."""
     try:
@@ -47,7 +47,7 @@ def _read(path: Path, limit: int, sub: _Submission, root: Path | None = None) ->
         return None
 
 
-def _match_notebooks(sub: _Submission, root: Path, prefix: str, names: list[str], expected: Sequence[str]) -> None:
+def _match_notebooks(sub: StudentSubmission, root: Path, prefix: str, names: list[str], expected: Sequence[str]) -> None:
     by_stem = {Path(n).stem: n for n in names if "/" not in n and n.endswith(".ipynb")}
     chosen = {nb_id: by_stem[nb_id] for nb_id in expected if nb_id in by_stem}
     if not chosen and len(expected) == 1 and len(by_stem) == 1:  # an LMS renamed the file
@@ -63,8 +63,8 @@ def _match_notebooks(sub: _Submission, root: Path, prefix: str, names: list[str]
                        f"{found}" + (f" ({'; '.join(sub.notes)})" if sub.notes else ""))
 
 
-def _folder_submission(entry: Path, assignment: str, expected: Sequence[str]) -> _Submission:
-    sub = _Submission(entry.name, {})
+def _folder_submission(entry: Path, assignment: str, expected: Sequence[str]) -> StudentSubmission:
+    sub = StudentSubmission(entry.name, {})
     found = scan(entry, skip_hidden=True)
     nested = any(rel.startswith(f"{assignment}/") for rel in found.files)
     prefix = f"{assignment}/" if nested else ""  # nbgrader: <student>/<assignment>/
@@ -87,8 +87,8 @@ def _folder_submission(entry: Path, assignment: str, expected: Sequence[str]) ->
     return sub
 
 
-def _file_submission(entry: Path, assignment: str, expected: Sequence[str]) -> _Submission:
-    sub = _Submission(entry.stem, {})
+def _file_submission(entry: Path, assignment: str, expected: Sequence[str]) -> StudentSubmission:
+    sub = StudentSubmission(entry.stem, {})
     if len(expected) != 1:
         sub.problem = f"{assignment} has {len(expected)} notebooks: put them in a folder {entry.stem}/"
         return sub
@@ -101,13 +101,13 @@ def _file_submission(entry: Path, assignment: str, expected: Sequence[str]) -> _
 
 
 #: How a submissions folder may be laid out: (test on an entry's lstat mode and name, reader) — first match wins.
-SUBMISSION_LAYOUTS: dict[str, tuple[Callable[[int, str], bool], Callable[[Path, str, Sequence[str]], _Submission]]] = {
+SUBMISSION_LAYOUTS: dict[str, tuple[Callable[[int, str], bool], Callable[[Path, str, Sequence[str]], StudentSubmission]]] = {
     "folder": (lambda mode, name: stat.S_ISDIR(mode), _folder_submission),  # <student>/… or <student>/<assignment>/…
     "file": (lambda mode, name: stat.S_ISREG(mode) and name.endswith(".ipynb"), _file_submission),  # <student>.ipynb
 }
 
 
-def _entry(path: Path, assignment: str, expected: Sequence[str]) -> _Submission | None:
+def _entry(path: Path, assignment: str, expected: Sequence[str]) -> StudentSubmission | None:
     """One top-level entry as a submission; an entry that is neither a folder nor a notebook (a link, a FIFO, …)
     is that student's refused submission, never followed."""
     from tlcourse.grading.safefs import kind_of
@@ -116,20 +116,20 @@ def _entry(path: Path, assignment: str, expected: Sequence[str]) -> _Submission 
     try:
         mode = path.lstat().st_mode
     except OSError as exc:
-        return _Submission(student, {}, problem=f"unreadable ({exc.strerror})")
+        return StudentSubmission(student, {}, problem=f"unreadable ({exc.strerror})")
     for test, read in SUBMISSION_LAYOUTS.values():
         if test(mode, path.name):
             return read(path, assignment, expected)
     if stat.S_ISREG(mode):
         return None  # a stray regular file (a CSV, a README) is not a submission
-    return _Submission(student, {}, problem=f"refused: {path.name} is {kind_of(mode)}, not a folder or a notebook")
+    return StudentSubmission(student, {}, problem=f"refused: {path.name} is {kind_of(mode)}, not a folder or a notebook")
 
 
-def _discover(submissions: Path, assignment: str, expected: Sequence[str]) -> list[_Submission]:
+def discover_submissions(submissions: Path, assignment: str, expected: Sequence[str]) -> list[StudentSubmission]:
     """One record per student of a submissions folder (sorted by id); odd entries become refused records.
 
     Example:
-        >>> _discover(Path("/nonexistent"), "00_warmup", ["00_warmup"])
+        >>> discover_submissions(Path("/nonexistent"), "00_warmup", ["00_warmup"])
         Traceback (most recent call last):
         ...
         tlcourse.grading.course.CourseError: /nonexistent is not a folder of submissions
@@ -140,7 +140,7 @@ def _discover(submissions: Path, assignment: str, expected: Sequence[str]) -> li
         entries = None
     if entries is None:
         raise CourseError(f"{submissions} is not a folder of submissions")
-    found: dict[str, _Submission] = {}
+    found: dict[str, StudentSubmission] = {}
     for path in entries:
         if path.name.startswith((".", "_")):
             continue
@@ -148,10 +148,10 @@ def _discover(submissions: Path, assignment: str, expected: Sequence[str]) -> li
         if sub is None:
             continue
         if not SAFE_ID.match(sub.student) or sub.student in (".", ".."):
-            sub = _Submission(_shown_id(sub.student), {}, problem="refused: the folder name is not a safe student "
+            sub = StudentSubmission(_shown_id(sub.student), {}, problem="refused: the folder name is not a safe student "
                                                                   "id (letters, digits, . _ @ + -)")
         if sub.student in found:
-            sub = _Submission(sub.student, {}, problem=f"two submissions for {sub.student}: {path.name} and another")
+            sub = StudentSubmission(sub.student, {}, problem=f"two submissions for {sub.student}: {path.name} and another")
         found[sub.student] = sub
     if not found:
         raise CourseError(f"{submissions} holds no submissions (<student>/<notebook>.ipynb or <student>.ipynb)")
@@ -163,7 +163,7 @@ def _shown_id(name: str) -> str:
     return "unsafe-" + re.sub(r"[^A-Za-z0-9._-]", "_", name)[:40]
 
 
-def _archive_submission(sub: _Submission, submitted_root: Path, assignment: str) -> None:
+def archive_submission(sub: StudentSubmission, submitted_root: Path, assignment: str) -> None:
     """Keep what the student handed in under nbgrader's ``submitted/`` folder (the bytes that were graded)."""
     if not SAFE_ID.match(sub.student):
         return

@@ -31,7 +31,7 @@ from nbclient.exceptions import DeadKernelError
 from nbgrader.preprocessors import Execute
 from traitlets.config import Config
 
-from tlcourse.grading.gradebook import _cell_label
+from tlcourse.grading.gradebook import cell_label
 
 __all__ = ["main", "run_job", "IsolatedKernelManager", "KERNEL_ARGV"]
 
@@ -89,7 +89,7 @@ def _executor(settings: dict, progress: Any, replies: dict[int, str]) -> Any:
 
         def preprocess_cell(self, cell: Any, resources: dict, index: int) -> Any:
             self.started = time.monotonic()
-            label = _cell_label(cell, index)
+            label = cell_label(cell, index)
             pid = getattr(getattr(getattr(self, "km", None), "provisioner", None), "process", None)
             progress.seek(0)
             progress.write(json.dumps({"cell": label, "kernel_pid": getattr(pid, "pid", None)}))
