@@ -344,3 +344,23 @@ def test_result_predict_and_loader_checks(moons: dict[str, object]) -> None:
     np.testing.assert_array_equal(result.predict([moons["Xt"]]), proba.argmax(axis=1))
     with pytest.raises(ValueError, match="inputs, labels"):
         fit_dann(f, c, tgt, tgt, epochs=1, progress=False, device="cpu")
+
+
+def test_source_only_is_fit_aligned_at_weight_zero(moons) -> None:
+    """fit_source_only is derived from fit_aligned (not a second declaration of its settings): the same keywords,
+    the same run at weight 0, and no way to pass another weight."""
+    import inspect
+
+    from tlcourse.adapt import fit_aligned, fit_source_only
+
+    own = set(inspect.signature(fit_source_only).parameters) - {"settings"}
+    assert own == {"feature_extractor", "classifier", "source_loader", "target_loader"}
+    runs = []
+    for fn, extra in ((fit_source_only, {}), (fit_aligned, {"weight": 0.0})):
+        torch.manual_seed(0)
+        f, c = mlp()
+        src, tgt = _loaders(moons, 0)
+        runs.append(fn(f, c, src, tgt, epochs=1, progress=False, device="cpu", seed=3, **extra).history[0])
+    assert runs[0]["cls_loss"] == runs[1]["cls_loss"] and runs[0]["align_loss"] == runs[1]["align_loss"]
+    with pytest.raises(TypeError, match="weight=0"):
+        fit_source_only(*mlp(), *_loaders(moons, 0), epochs=1, weight=1.0)

@@ -640,16 +640,11 @@ def fit_source_only(
     classifier: nn.Module,
     source_loader: Iterable[Any],
     target_loader: Iterable[Any] | None = None,
-    *,
-    epochs: int,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    loss: str = "coral",
-    device: torch.device | str | None = None,
-    progress: bool = True,
-    seed: int | None = None,
+    **settings: Any,
 ) -> AdaptResult:
-    """The baseline: train on the source labels only (the :func:`fit_aligned` loop with ``weight=0``).
+    """The baseline: train on the source labels only — :func:`fit_aligned` with ``weight=0``, taking the same
+    keyword arguments (``epochs``, ``lr``, ``weight_decay``, ``loss``, ``device``, ``progress``, ``seed``), declared
+    there only.
 
     When ``target_loader`` is given, the target data get no gradient, but the alignment loss named by ``loss``
     is measured on every step and logged as ``align_loss`` (how far apart the domains drift).
@@ -661,20 +656,9 @@ def fit_source_only(
         >>> r.method, len(r.history)
         ('source_only', 2)
     """
-    return fit_aligned(
-        feature_extractor,
-        classifier,
-        source_loader,
-        target_loader,
-        loss=loss,
-        weight=0.0,
-        epochs=epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        device=device,
-        progress=progress,
-        seed=seed,
-    )
+    if "weight" in settings:
+        raise TypeError("fit_source_only trains with weight=0 (no alignment); use fit_aligned for another weight")
+    return fit_aligned(feature_extractor, classifier, source_loader, target_loader, weight=0.0, **settings)
 
 
 # --------------------------------------------------------------------------------------------------------------
