@@ -33,7 +33,7 @@ from run import machine  # noqa: E402 - benchmarks/run.py: the machine's descrip
 def _submissions(folder: Path, n: int) -> None:
     """n submissions of the warm-up: a third solved, a third wrong, a third untouched."""
     import nbformat
-    from test_grading import WARMUP, fill, released_nb, solved, wrong_sources
+    from support.course import WARMUP, fill, released_nb, solved, wrong_sources
 
     kinds = {"solved": solved(WARMUP), "wrong": fill(released_nb(WARMUP), wrong_sources(WARMUP)),
              "untouched": released_nb(WARMUP)}
@@ -58,7 +58,7 @@ def _run(cmd: list[str], cwd: Path) -> float:
 
 def _tlcourse(jobs: int, sandbox: bool) -> Callable[[Path, Path], float]:
     def grade(subs: Path, root: Path) -> float:
-        from test_grading import WARMUP
+        from support.course import WARMUP
 
         cmd = [str(Path(sys.executable).parent / "tlcourse"), "grade", str(subs), "--assignment", WARMUP,
                "--out", str(root / "grades.csv"), "--jobs", str(jobs), "--root", str(root), "--no-feedback",
@@ -70,7 +70,7 @@ def _tlcourse(jobs: int, sandbox: bool) -> Callable[[Path, Path], float]:
 
 def _nbgrader(subs: Path, root: Path) -> float:
     """Plain ``nbgrader autograde`` (one submission at a time, no sandbox, no boundary) on the same notebooks."""
-    from test_grading import WARMUP
+    from support.course import WARMUP
 
     bin_dir = Path(sys.executable).parent
     submitted = root / "course" / "submitted"
@@ -94,7 +94,7 @@ KINDS: dict[str, Callable[[Path, Path], float]] = {
 def _scores(root: Path) -> dict[str, float]:
     """Every student's autograded points, read from the gradebook (the same for every kind)."""
     from nbgrader.api import Gradebook
-    from test_grading import WARMUP
+    from support.course import WARMUP
 
     with Gradebook(f"sqlite:///{root / 'course' / 'gradebook.db'}") as gb:
         return {s.student.id: float(s.code_score) for s in gb.assignment_submissions(WARMUP)}
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out-dir", type=Path, default=HERE)
     args = parser.parse_args(argv)
-    from test_grading import make_course_root
+    from support.course import make_course_root
 
     seconds = dict.fromkeys(KINDS, 0.0)
     scores: dict[str, dict[str, float]] = {}

@@ -1,7 +1,7 @@
 """The figure of the reading page ``docs/pages/history.md``: transfer learning's milestones on a time line.
 
 ``python docs/readings.py`` redraws ``docs/pages/img/history-timeline.png`` from :data:`TIMELINE` (the page's
-table lists the same years; ``tests/test_coursemap.py`` holds the two together).
+table lists the same years; ``tests/lessons/test_coursemap.py`` holds the two together).
 """
 
 from __future__ import annotations

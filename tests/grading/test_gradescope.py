@@ -27,9 +27,8 @@ from tlcourse.grading.gradescope import SCHEMA, build_autograder
 from tlcourse.grading.hidden import distinctive
 from tlcourse.grading.sandbox import sandbox_problem
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_grading import fill, released_nb, solved, source_nb, wrong_sources  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+from support.course import fill, released_nb, solved, source_nb, wrong_sources  # noqa: E402
 
 ASSIGNMENT = "00_warmup"  # the quickest lesson: the run's plumbing is the point, the lessons are graded elsewhere
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grading import WARMUP, make_course_root, run_tlcourse, solved
+from support.course import WARMUP, make_course_root, run_tlcourse, solved
 
 from tlcourse.grading.export import EXPORTERS
 from tlcourse.grading.late import PercentPerDay

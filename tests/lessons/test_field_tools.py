@@ -13,7 +13,7 @@ import pytest
 
 from tlcourse.grading.review import _import_bindings, _parse, _root
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: lesson -> the graded exercise solved without the course's helpers (the skill the exercise teaches)
 FIELD_EXERCISES = {

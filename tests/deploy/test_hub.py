@@ -28,11 +28,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grading import WARMUP, fill, read_csv, released_nb, run_tlcourse, solved, wrong_sources
+from support.course import WARMUP, fill, read_csv, released_nb, run_tlcourse, solved, wrong_sources
 
 from tlcourse.grading.sandbox import sandbox_problem
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("TLCOURSE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

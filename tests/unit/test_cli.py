@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-MIRROR = os.environ.get("TLCOURSE_DATA_MIRROR") or str(Path(__file__).resolve().parents[2] / "shared" / "data")
+MIRROR = os.environ.get("TLCOURSE_DATA_MIRROR") or str(Path(__file__).resolve().parents[3] / "shared" / "data")
 TLCOURSE = shutil.which("tlcourse", path=str(Path(sys.executable).parent)) or "tlcourse"
 
 
@@ -71,7 +71,7 @@ def test_doctor_requires_the_python_the_package_requires() -> None:
 
     from tlcourse.cli import python_supported, required_python
 
-    declared = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
     assert required_python() == declared["requires-python"]
     assert not python_supported((3, 10, 14)) and not python_supported((3, 9, 0))
     assert python_supported((3, 11, 0)) and python_supported((3, 12, 3))
@@ -84,7 +84,7 @@ def test_links_give_one_nbgitpuller_link_per_lesson(tmp_path: Path) -> None:
     import io
     from urllib.parse import parse_qs, urlsplit
 
-    lessons = sorted(p.parent.name for p in (Path(__file__).resolve().parents[1] / "lessons").glob("*/*.ipynb")
+    lessons = sorted(p.parent.name for p in (Path(__file__).resolve().parents[2] / "lessons").glob("*/*.ipynb")
                      if p.stem == p.parent.name)
     res = _run(["links", "--hub", "https://hub.example.edu/", "--repo", "https://git.example.edu/c/tl.git",
                 "--branch", "spring", "--format", "csv"], tmp_path, None)

@@ -21,7 +21,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from test_grading import (
+from support.course import (
     ASSIGNMENTS,
     REPO,
     SANDBOX_ARGS,

@@ -1,6 +1,6 @@
 """The deployment files name things that exist: what the Dockerfile copies and runs, what the hub and the
 Kubernetes values configure. (The image cannot be built here: no container engine; the hub itself runs for real in
-``tests/test_hub.py``.)"""
+``tests/deploy/test_hub.py``.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import yaml
 from traitlets.config import Config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 
 

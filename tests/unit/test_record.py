@@ -172,7 +172,7 @@ def test_seed_tables_decide_comparisons_and_list_claims() -> None:
     """benchmarks/seeds.py: a comparison over seeds gets three outcomes; each claim shows its outcome per seed."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import seeds
 
     table = {
@@ -196,7 +196,7 @@ def test_import_folds_runs_notebook_by_notebook(tmp_path) -> None:
     import subprocess
     import sys
 
-    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
 
     def run_of(notebooks: dict[str, float], machine: str) -> dict:
         return {"runs": {"cpu": {"profile": "cpu", "time": "t", "machine": {"cpu": machine, "cores": 2, "gpu": None,

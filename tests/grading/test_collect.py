@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grading import WARMUP, make_course_root
+from support.course import WARMUP, make_course_root
 
 from tlcourse.grading.cli import main
 from tlcourse.grading.collect import COLLECT_PATTERNS, LMS_ORDER, CollectReport, collect, match_upload

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grading import make_course_root, run_tlcourse
+from support.course import make_course_root, run_tlcourse
 
 from tlcourse.grading.course import CourseError, course_dir, load_nbgrader_config, open_gradebook
 from tlcourse.grading.export import export_grades, import_roster

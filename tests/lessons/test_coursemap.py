@@ -19,7 +19,7 @@ from types import ModuleType
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGES = REPO / "docs" / "pages"
 GUIDES = ("checklist.md", "glossary.md", "teaching.md", "history.md")
 GENERATED_PAGES = {"course-map.md"}  # written into the site's source by the build, not kept in docs/pages/

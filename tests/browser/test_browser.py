@@ -8,91 +8,27 @@ A screenshot lands in ``test-artifacts/browser/`` (git-ignored). Chromium comes 
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import os
-import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
-from test_grading import WARMUP, make_course_root, solved
+from support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, need_browser, running_lab
+from support.course import WARMUP, make_course_root, solved
 
-CHROMIUM = Path(os.environ.get("TLCOURSE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
 RUN_TIMEOUT_MS = 240_000
 
 pytestmark = pytest.mark.slow
 
 
-def _need_browser() -> None:
-    missing = []
-    if not CHROMIUM.exists():
-        missing.append(f"{CHROMIUM} (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package")
-    if missing:
-        message = "browser test needs " + " and ".join(missing)
-        if os.environ.get("TLCOURSE_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_lab(root: Path, base: Path, env_extra: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
-    """JupyterLab serving ``root`` on 127.0.0.1 with a fresh token; yields (base URL, token), then stops it."""
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, **env_extra)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    log = open(base / "lab.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False", *args],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base_url}/api/status?token={token}", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail("JupyterLab did not start:\n" + (base / "lab.log").read_text()[-3000:])
-                time.sleep(0.5)
-        yield base_url, token
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """JupyterLab serving a course root that holds the solved warm-up lesson; yields the notebook's URL."""
-    _need_browser()
+    need_browser()
     base = tmp_path_factory.mktemp("lab")
     root = make_course_root(base / "course")
     (root / "lessons").unlink()  # a private copy: running cells must not touch the repository
@@ -196,7 +132,7 @@ def test_the_news_check_sees_the_prompt_without_the_course_overrides(tmp_path: P
     course's overrides, shows the news prompt that the check looks for."""
     from playwright.sync_api import sync_playwright
 
-    _need_browser()
+    need_browser()
     root, empty = tmp_path / "root", tmp_path / "no-overrides"
     root.mkdir()
     empty.mkdir()
@@ -221,11 +157,11 @@ def test_manual_grade_in_the_formgrader_reaches_the_export(tmp_path: Path) -> No
     2 points; the gradebook and `tlcourse export` show them."""
     from nbgrader.api import Gradebook
     from playwright.sync_api import expect, sync_playwright
-    from test_grading import read_csv, run_tlcourse
+    from support.course import read_csv, run_tlcourse
 
     from tlcourse.grading.sandbox import sandbox_problem
 
-    _need_browser()
+    need_browser()
     root = make_course_root(tmp_path / "course")
     subs = tmp_path / "subs" / "alice"
     subs.mkdir(parents=True)

@@ -24,7 +24,7 @@ from torchvision import transforms
 from tlcourse import data as D
 
 _env_mirror = os.environ.get("TLCOURSE_DATA_MIRROR", "").strip()
-MIRROR = Path(_env_mirror) if _env_mirror else Path(__file__).resolve().parents[2] / "shared" / "data"
+MIRROR = Path(_env_mirror) if _env_mirror else Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_mirror = pytest.mark.skipif(
     not MIRROR.is_dir(),
     reason=f"no dataset mirror at {MIRROR} (set TLCOURSE_DATA_MIRROR to a folder laid out like shared/data)",
@@ -91,7 +91,7 @@ def test_unknown_names_and_splits_are_rejected(home: Path) -> None:
 
 def test_data_home_default_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("TLCOURSE_DATA_HOME", raising=False)
-    assert D.data_home() == Path(__file__).resolve().parents[1] / "datasets"  # datasets/ in the checkout
+    assert D.data_home() == Path(__file__).resolve().parents[2] / "datasets"  # datasets/ in the checkout
     monkeypatch.setenv("TLCOURSE_DATA_HOME", str(tmp_path / "new"))
     assert D.data_home() == tmp_path / "new" and (tmp_path / "new").is_dir()
     monkeypatch.delenv("TLCOURSE_DATA_MIRROR", raising=False)
@@ -108,7 +108,7 @@ def test_every_dataset_resolves_from_the_mirror(name: str, mirror: Path, home: P
     if not (mirror / spec.folder).is_dir() and spec.system_copies:  # the mirror lacks it: the OS package's copy
         if not any(Path(c.folder).is_dir() for c in spec.system_copies):
             pytest.skip(f"{name}: neither in the mirror nor installed ({spec.system_copies[0].package})")
-        assert D.verify(name).where == "system package"  # tests/test_capstone_data.py tests that copy
+        assert D.verify(name).where == "system package"  # tests/unit/test_capstone_data.py tests that copy
         return
     assert D.fetch(name, download=False) == mirror / spec.folder
     report = D.verify(name)

@@ -17,7 +17,7 @@ import pytest
 from tlcourse.grading import list_assignments
 from tlcourse.grading.review import RULES, Finding, review_notebook, review_source, review_sources
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ASSIGNMENTS = list_assignments(REPO)
 SUBMISSIONS = REPO / "tests" / "submissions"
 

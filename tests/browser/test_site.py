@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -303,9 +303,9 @@ def _quiz_lesson(site: Path) -> str | None:
 
 
 def test_site_in_chromium(built: Built, served: str, tmp_path: Path) -> None:
-    from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _need_browser
+    from support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, need_browser
 
-    _need_browser()
+    need_browser()
     from playwright.sync_api import sync_playwright
 
     shots = ARTIFACTS.parent / "site"

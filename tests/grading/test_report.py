@@ -16,14 +16,14 @@ from typing import Any
 import nbformat
 import pytest
 from PIL import Image
-from test_grading import make_course_root
+from support.course import make_course_root
 
 from tlcourse.grading.cli import main
 from tlcourse.grading.course import course_dir, load_nbgrader_config, open_gradebook
 from tlcourse.grading.report import SOLUTION, md_text
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's add_submission
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WARMUP = "00_warmup"
 TESTS = ("ex1_replace_head_tests", "ex2_freeze_body_tests", "ex3_unfreeze_top_tests")
 HONEST_A, HONEST_B = "honest_a", "<img src=x onerror=alert(1)>"  # an id with HTML: never raw in report.md

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import nbformat
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _need_browser, running_lab
-from test_grading import WARMUP, fill, make_course_root, run_tlcourse, solved
+from support.browser import CHROMIUM, CHROMIUM_ARGS, need_browser, running_lab
+from support.course import WARMUP, fill, make_course_root, run_tlcourse, solved
 
 pytestmark = pytest.mark.slow
 
@@ -227,7 +227,7 @@ def test_hostile_outputs_run_neither_in_the_formgrader_nor_in_the_feedback(tmp_p
 
     from tlcourse.grading.sandbox import sandbox_problem
 
-    _need_browser()
+    need_browser()
     root = make_course_root(tmp_path / "course")
     answer = next(c.source for c in solved(WARMUP).cells
                   if c.metadata.get("nbgrader", {}).get("grade_id") == "ex4_why_freeze_first")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grading import (
+from support.course import (
     WARMUP,
     fill,
     make_course_root,
@@ -48,7 +48,7 @@ from test_grading import (
 
 from tlcourse.grading.sandbox import sandbox_problem
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "tlcourse-test-secret-5f3a9"  # in the grader's environment during the hostile batch
 HONEST_MARKER = "honest-student-marker-81c2"  # in the honest student's notebook only
 MEMORY_MB = 2048  # the hostile batch's memory limit; the memory bomb stops at twice that

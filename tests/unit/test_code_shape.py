@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "tlcourse"
+PACKAGE = Path(__file__).resolve().parents[2] / "tlcourse"
 MAX_LINES = 80
 
 

@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from test_grading import WARMUP, make_course_root
+from support.course import WARMUP, make_course_root
 
 from tlcourse.grading.course import CourseError, course_dir, load_nbgrader_config, open_gradebook
 from tlcourse.grading.export import EXPORTERS, export_grades, import_roster, is_safe_id

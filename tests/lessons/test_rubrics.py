@@ -24,7 +24,7 @@ import pytest
 
 from tlcourse.quiz import QuizError, check_questions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LESSONS = sorted(p.name for p in (REPO / "solutions").iterdir() if re.match(r"^\d\d_", p.name))
 QUIZ_LESSONS = [name for name in LESSONS if int(name[:2]) >= 1]
 MIN_QUESTIONS = 3
