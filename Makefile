@@ -64,7 +64,7 @@ grade: setup
 	$(BIN)/tlcourse grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) --out grades-$(ASSIGNMENT).csv --jobs $(or $(JOBS),2)
 
 bench: setup
-	$(BIN)/python benchmarks/run.py --profile $(or $(PROFILE),cpu)
+	$(BIN)/python -m benchmarks.run --profile $(or $(PROFILE),cpu)
 
 # the course website into _build/html (docs/build.py): PROFILE=grading|cpu|gpu (default grading: fast, tiny runs;
 # cpu or gpu for the real one), SOLUTIONS=0 for the class edition (no solutions) in _build/html-class, SITE_OUT=dir

@@ -3,7 +3,7 @@
 # toolkit benchmark. Results go to OUT_DIR, never into benchmarks/ (fold them in on your own machine afterwards):
 #
 #     TLCOURSE_DATA_MIRROR=/data [TLCOURSE_WHEELS=/wheels] bash benchmarks/gpu.sh OUT_DIR [NOTEBOOK ...] [toolkit]
-#     python benchmarks/run.py --profile gpu --import OUT_DIR/RESULTS.json      # then commit benchmarks/RESULTS.*
+#     python -m benchmarks.run --profile gpu --import OUT_DIR/RESULTS.json      # then commit benchmarks/RESULTS.*
 #
 # No names: every notebook, then the toolkit benchmark. Names: those notebooks, and the toolkit benchmark only
 # where `toolkit` is among them (`toolkit` alone runs no notebook).
@@ -71,13 +71,13 @@ PY
 
 rc=0
 if [ $# -eq 0 ] || [ ${#notebooks[@]} -gt 0 ]; then
-  python3 "$repo/benchmarks/run.py" --profile "$bench_profile" --out-dir "$out" \
+  PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" python3 -m benchmarks.run --profile "$bench_profile" --out-dir "$out" \
     --cell-timeout "${TLCOURSE_CELL_TIMEOUT:-300}" ${notebooks[@]+"${notebooks[@]}"} 2>&1 \
     | sed -u 's/\[IPKernelApp\] WARNING | Kernel is running over TCP.*//' | tee -a "$log"
   rc=${PIPESTATUS[0]}
 fi
 if [ "$toolkit" = 1 ]; then
-  python3 "$repo/benchmarks/toolkit.py" --profile "$bench_profile" --out "$out" 2>&1 | tee -a "$log"
+  PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" python3 -m benchmarks.toolkit --profile "$bench_profile" --out "$out" 2>&1 | tee -a "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 fi
 echo "done (exit $rc): results in $out" | tee -a "$log"

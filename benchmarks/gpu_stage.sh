@@ -21,7 +21,7 @@
 # TLCOURSE_CALL_DRY=1 stops before the lessons, after loading the call's weights and verifying its data.
 # A cell gets at most TLCOURSE_CELL_TIMEOUT=120 s (the gpu profile means a lesson in about a minute): a stalled
 # cell ends its lesson with a timeout status, and the call's next lesson still runs.
-# Then, here: python benchmarks/run.py --profile gpu --import <files>/RESULTS.json
+# Then, here: python -m benchmarks.run --profile gpu --import <files>/RESULTS.json
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo" || exit 2
@@ -329,7 +329,7 @@ PY
   done
   for d in ${dirs[@]+"${dirs[@]}"}; do [ -f "$d/RESULTS.json" ] && jsons+=("$d/RESULTS.json"); done
   rm -f "$out/RESULTS.json" "$out/RESULTS.md"
-  [ ${#jsons[@]} -gt 0 ] && python3 "$repo/benchmarks/run.py" --profile "$profile" --out-dir "$out" --import "${jsons[@]}" >/dev/null
+  [ ${#jsons[@]} -gt 0 ] && PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" python3 -m benchmarks.run --profile "$profile" --out-dir "$out" --import "${jsons[@]}" >/dev/null
   : >"$out/gpu.log"
   for d in ${dirs[@]+"${dirs[@]}"}; do
     [ -f "$d/gpu.log" ] && { echo "######## call $(basename "$d")"; cat "$d/gpu.log"; } >>"$out/gpu.log"

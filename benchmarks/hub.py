@@ -1,7 +1,7 @@
 """Sizing a hub: the memory and CPU one student costs, measured, and how many students a server holds.
 
 Usage:
-    python benchmarks/hub.py [--lesson 02_feature_extraction] [--profile cpu] [--out-dir benchmarks/]
+    python -m benchmarks.hub [--lesson 02_feature_extraction] [--profile cpu] [--out-dir benchmarks/]
 
 Starts a Jupyter server as a student's hub server would (the course environment), measures its memory at rest,
 then runs the lesson in a kernel (the cpu profile, as a student's laptop-sized run) while sampling the memory and
@@ -26,10 +26,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchmarks.machine import machine
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-from run import machine  # noqa: E402 - benchmarks/run.py describes the machine
 
 SERVERS = [(8, 32), (16, 64), (32, 128), (64, 256)]  # (cores, GB)
 ACTIVE_SHARE = 1 / 3  # the share of a class running a heavy cell at any moment (assumption, stated in the page)

@@ -11,7 +11,7 @@ round, in alternating order:
 and once more on the quiet machine (sized) for reference, last, so that every run finds the same warm caches. Writes ``LOAD.md`` and ``load.json`` (ratio = seconds one
 per core / seconds sized; > 1: sizing is faster). Usage::
 
-    python benchmarks/load.py [--lessons 02_feature_extraction ...] [--rounds 2] [--spinners N] [--out benchmarks/]
+    python -m benchmarks.load [--lessons 02_feature_extraction ...] [--rounds 2] [--spinners N] [--out benchmarks/]
 """
 
 from __future__ import annotations
@@ -27,12 +27,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
-from run import find_notebooks, run_notebook  # noqa: E402
-from toolkit import machine_info  # noqa: E402
-
+from benchmarks.machine import machine as machine_info  # noqa: E402
+from benchmarks.run import find_notebooks, run_notebook  # noqa: E402
 from tlcourse.config import environ  # noqa: E402
 from tlcourse.threads import MARKER, THREAD_VARS  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Run the solution notebooks in one profile; write ``benchmarks/RESULTS.md`` and ``benchmarks/RESULTS.json``.
 
 Usage:
-    python benchmarks/run.py --profile grading|cpu|gpu [NOTEBOOK_OR_ASSIGNMENT ...]
-    python benchmarks/run.py --profile gpu --import gpu/RESULTS.json   # fold in a run made on another machine
+    python -m benchmarks.run --profile grading|cpu|gpu [NOTEBOOK_OR_ASSIGNMENT ...]
+    python -m benchmarks.run --profile gpu --import gpu/RESULTS.json   # fold in a run made on another machine
 
 Each notebook (default: every ``solutions/NN_*/*.ipynb``) runs in a fresh kernel, in a temporary copy of its
 folder (so ``solutions/`` stays clean), with ``TLCOURSE_PROFILE`` set to the profile and ``TLCOURSE_RESULTS``
@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -26,49 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.anchors import ANCHORS
+from benchmarks.machine import machine
+
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 PROFILES = ("grading", "cpu", "gpu")
-
-#: Published or reference values per recorded name: (value, where it comes from). Lessons add theirs here.
-ANCHORS: dict[str, tuple[float, str]] = {
-    "hymenoptera_frozen_val_acc": (0.9477, "PyTorch transfer-learning tutorial, ResNet-18 as a frozen feature "
-                                           "extractor (val accuracy)"),
-    "breast_test_auc": (0.901, "MedMNIST v2 (Yang et al., Sci. Data 2023), ResNet-18 (28), BreastMNIST test AUC"),
-    "breast_test_acc": (0.863, "MedMNIST v2, ResNet-18 (28), BreastMNIST test accuracy"),
-    "pneumonia_test_auc": (0.944, "MedMNIST v2, ResNet-18 (28), PneumoniaMNIST test AUC"),
-    "pneumonia_test_acc": (0.854, "MedMNIST v2, ResNet-18 (28), PneumoniaMNIST test accuracy"),
-}
-
-
-# ------------------------------------------------------------------------------------------------- machine
-def cpu_name() -> str:
-    """The CPU model, e.g. 'AMD EPYC 7B13' (from /proc/cpuinfo where there is one)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def gpu_name() -> str | None:
-    """The first CUDA GPU's name, or None."""
-    try:
-        import torch
-
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        return None
-
-
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    import torch
-
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu_name(), "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform()}
-
 
 # ------------------------------------------------------------------------------------------------ notebooks
 def find_notebooks(names: list[str]) -> list[Path]:
@@ -262,7 +224,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"folded profile {args.profile} from {len(args.imports)} file(s) into {out_md} and {out_json.name}")
         return 0
 
-    sys.path.insert(0, str(REPO))
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     info = machine()
     print(f"profile {args.profile} on {info['cpu']} ({info['cores']} cores), GPU: {info['gpu'] or 'none'}", flush=True)

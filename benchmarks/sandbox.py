@@ -2,7 +2,7 @@
 ``nbgrader autograde`` and by ``tlcourse grade`` with and without the sandbox, at ``--jobs 1`` and ``2``, in one run.
 
 Usage:
-    python benchmarks/sandbox.py [--n 12] [--rounds 2] [--out-dir benchmarks/]
+    python -m benchmarks.sandbox [--n 12] [--rounds 2] [--out-dir benchmarks/]
 
 The batches run in rounds (every kind once per round, in turn), so a machine whose load drifts during the run
 weighs on every kind alike; the table sums the rounds. ``tlcourse grade`` always runs its whole boundary (canary
@@ -26,8 +26,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path[:0] = [str(REPO / "tests"), str(HERE)]
-from run import machine  # noqa: E402 - benchmarks/run.py: the machine's description, shared by the benchmarks
+sys.path.insert(0, str(REPO / "tests"))  # the grading tests' helpers (tests/support/course.py)
+from benchmarks.machine import machine  # noqa: E402
 
 
 def _submissions(folder: Path, n: int) -> None:

@@ -7,8 +7,8 @@ mean, the spread (max − min) and the anchor; every claim a lesson checked, wit
 comparisons in ``SEED_CLAIMS`` decided over the seeds (a paired t interval, ``tlcourse.stats.seed_difference``),
 which is what one seed cannot decide. Usage::
 
-    python benchmarks/seeds.py --profile cpu --seeds 0 1 2 02_feature_extraction 03_fine_tuning
-    python benchmarks/seeds.py --profile cpu --seeds 1 2 --offset0-from benchmarks/RESULTS.json ...
+    python -m benchmarks.seeds --profile cpu --seeds 0 1 2 02_feature_extraction 03_fine_tuning
+    python -m benchmarks.seeds --profile cpu --seeds 1 2 --offset0-from benchmarks/RESULTS.json ...
 
 ``--offset0-from`` takes seed offset 0 from a ``run.py`` results file of the same profile (the lessons' own seed,
 already run) instead of running it again. Numbers of lessons not run this time are kept from the previous
@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
-from run import ANCHORS, find_notebooks, machine, run_notebook  # noqa: E402
-
+from benchmarks.anchors import ANCHORS  # noqa: E402
+from benchmarks.machine import machine  # noqa: E402
+from benchmarks.run import find_notebooks, run_notebook  # noqa: E402
 from tlcourse.config import environ  # noqa: E402
 from tlcourse.record import OUTCOME_STYLE, decide  # noqa: E402
 from tlcourse.stats import seed_difference  # noqa: E402

@@ -15,7 +15,7 @@
 
 Writes ``SPEEDUPS.md`` and ``speedups.json`` (ratio = seconds before / seconds after; > 1 is faster). Usage::
 
-    python benchmarks/speedups.py [--out benchmarks/] [--only trunk_images ...]
+    python -m benchmarks.speedups [--out benchmarks/] [--only trunk_images ...]
 """
 
 from __future__ import annotations
@@ -33,10 +33,8 @@ from typing import Any
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
-from toolkit import machine_info  # noqa: E402
+from benchmarks.machine import machine as machine_info  # noqa: E402
 
 EPOCHS = 2
 

@@ -17,7 +17,7 @@ Writes ``<out>/toolkit.json`` (merged: ``--only`` keeps the other measurement's 
 ``<out>/TOOLKIT.md``. The data come from the registry (``TLCOURSE_DATA_HOME`` / ``TLCOURSE_DATA_MIRROR`` /
 download). Usage::
 
-    python benchmarks/toolkit.py [--profile cpu] [--out benchmarks/] [--only frozen|finetune]
+    python -m benchmarks.toolkit [--profile cpu] [--out benchmarks/] [--only frozen|finetune]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,58 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.anchors import TUTORIAL as ANCHORS
+from benchmarks.machine import machine as machine_info
+
 __all__ = ["MEASUREMENTS", "ANCHORS", "machine_info", "measure_frozen", "measure_finetune", "write_report", "main"]
 
 TUTORIAL = "https://pytorch.org/tutorials/beginner/transfer_learning_tutorial.html"
-
-# The PyTorch tutorial's numbers (ResNet-18, 224 px, 25 epochs of SGD) — the anchors printed beside ours.
-ANCHORS: dict[str, dict[str, Any]] = {
-    "frozen": {
-        "model": "ResNet-18 as fixed feature extractor (fc trained 25 epochs)",
-        "val_accuracy": 0.9477,
-        "time": "about half of the fine-tuning time on CPU",
-    },
-    "finetune": {
-        "model": "ResNet-18 fine-tuned, 25 epochs",
-        "val_accuracy": 0.9346,
-        "time": "15–25 min on CPU",
-    },
-}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict[str, Any]:
-    """Where the numbers were measured: CPU model, cores, torch version, device, date, load average.
-
-    Example:
-        >>> sorted(machine_info())[:3]
-        ['cores', 'cpu', 'date']
-    """
-    import torch
-
-    from tlcourse.device import describe_device, get_device
-
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": describe_device(get_device()),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_average_at_start": [round(x, 2) for x in load],
-    }
-
 
 def measure_frozen(args: argparse.Namespace) -> dict[str, Any]:
     """Frozen Lite0 features (empty cache) + a logistic-regression probe.

@@ -483,7 +483,7 @@ def course_map(root: Path = ROOT) -> str:
     titles = {les.name: _short(les) for les in lessons}
     run_source = (f"the lesson's run time in the cpu profile, measured once on the reference machine ({machine}; "
                   "`benchmarks/RESULTS.json`) — your laptop may be faster or slower"
-                  if machine else "the cpu profile's run time, once `benchmarks/run.py --profile cpu` has recorded it")
+                  if machine else "the cpu profile's run time, once `python -m benchmarks.run --profile cpu` has recorded it")
     return "\n".join([
         "# Course map", "",
         "What each lesson teaches, what it builds on, how long it takes and what it grades. This page is generated "

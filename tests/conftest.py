@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# the layers' tests share helpers from tests/support/ (``from support.course import …``)
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Jupyter, IPython and matplotlib write under ~ unless these point elsewhere
 _ISOLATED_DIRS = ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR")

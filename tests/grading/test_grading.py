@@ -446,8 +446,8 @@ def test_benchmark_records_numbers_beside_anchors(tmp_path: Path) -> None:
         "tlcourse.claim('coin_beats_chance', proportion_interval(52, 100, against=0.5), statement='beats chance',"
         " lesson='tiny')")]), lesson)
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--profile", "cpu", str(lesson),
-                             "--out-dir", str(tmp_path / "out")], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "benchmarks.run", "--profile", "cpu", str(lesson),
+                             "--out-dir", str(tmp_path / "out")], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((tmp_path / "out" / "RESULTS.json").read_text())

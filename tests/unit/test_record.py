@@ -170,10 +170,7 @@ def test_claim_html_escapes_and_colours() -> None:
 
 def test_seed_tables_decide_comparisons_and_list_claims() -> None:
     """benchmarks/seeds.py: a comparison over seeds gets three outcomes; each claim shows its outcome per seed."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import seeds
+    from benchmarks import seeds
 
     table = {
         "hymenoptera_finetune_val_acc": {"lesson": "03", "values": {"0": 0.961, "1": 0.941, "2": 0.948}},
@@ -196,7 +193,7 @@ def test_import_folds_runs_notebook_by_notebook(tmp_path) -> None:
     import subprocess
     import sys
 
-    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+    repo = Path(__file__).resolve().parents[2]
 
     def run_of(notebooks: dict[str, float], machine: str) -> dict:
         return {"runs": {"cpu": {"profile": "cpu", "time": "t", "machine": {"cpu": machine, "cores": 2, "gpu": None,
@@ -209,12 +206,31 @@ def test_import_folds_runs_notebook_by_notebook(tmp_path) -> None:
     out.mkdir()
     (out / "RESULTS.json").write_text(json.dumps(run_of({"01": 0.1, "02": 0.2}, "old")))
     (tmp_path / "new.json").write_text(json.dumps(run_of({"02": 0.9}, "new")))
-    result = subprocess.run([sys.executable, str(bench), "--profile", "cpu", "--out-dir", str(out), "--import",
-                             str(tmp_path / "new.json")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "benchmarks.run", "--profile", "cpu", "--out-dir", str(out),
+                             "--import", str(tmp_path / "new.json")], cwd=repo, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     cpu = json.loads((out / "RESULTS.json").read_text())["runs"]["cpu"]
     assert sorted(cpu["notebooks"]) == ["01", "02"]
     assert sorted((r["notebook"], r["value"]) for r in cpu["records"]) == [("01", 0.1), ("02", 0.9)]
-    bad = subprocess.run([sys.executable, str(bench), "--profile", "gpu", "--out-dir", str(out), "--import",
-                          str(tmp_path / "new.json")], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "-m", "benchmarks.run", "--profile", "gpu", "--out-dir", str(out),
+                          "--import", str(tmp_path / "new.json")], cwd=repo, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "holds no 'gpu' run" in bad.stderr
+
+
+def test_benchmarks_describe_the_machine_once_and_read_anchors_as_data() -> None:
+    """benchmarks/ is a package: one machine description (benchmarks.machine), the published anchors in
+    anchors.json, and no script reaching into another through sys.path."""
+    import ast
+
+    from benchmarks import anchors, run, toolkit
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    defs = {(p.name, n.name) for p in bench.glob("*.py") for n in ast.walk(ast.parse(p.read_text()))
+            if isinstance(n, ast.FunctionDef) and n.name in {"machine", "machine_info", "cpu_name", "_cpu_model"}}
+    assert {name for name, _ in defs} == {"machine.py"}, defs
+    data = json.loads((bench / "anchors.json").read_text())
+    assert run.ANCHORS == anchors.ANCHORS and run.ANCHORS["breast_test_auc"][0] == data["lessons"]["breast_test_auc"]["value"]
+    assert toolkit.ANCHORS == data["tutorial"]
+    reaching = [p.name for p in bench.glob("*.py") if "sys.path" in p.read_text() and p.name != "sandbox.py"]
+    assert reaching == []
