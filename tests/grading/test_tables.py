@@ -170,3 +170,17 @@ def test_roster_with_safe_ids_imports(tmp_path: Path) -> None:
                                          "j.doe@x.org,John,Doe,\n")
     assert import_roster(tmp_path / "roster.csv", root) == ["jane", "j.doe@x.org"]
     assert _students(root) == {"jane", "j.doe@x.org"}
+
+
+def test_one_student_id_check_with_no_trailing_newline() -> None:
+    """One check of student ids for the whole course (submissions, rosters, LMS downloads, extensions): the
+    submissions' copy used ``^…$`` with ``match``, which let ``"jane\\n"`` through."""
+    import importlib
+
+    collect, export, lateness, submissions = (importlib.import_module(f"tlcourse.grading.{m}")
+                                              for m in ("collect", "export", "lateness", "submissions"))
+
+    assert export.is_safe_id is submissions.is_safe_id is collect.is_safe_id
+    assert not submissions.is_safe_id("jane\n") and submissions.is_safe_id("jane")
+    assert "from tlcourse.grading.submissions import is_safe_id" in Path(lateness.__file__).read_text()
+    assert not any("SAFE_ID = re.compile" in (Path(m.__file__).read_text()) for m in (export, collect, lateness))

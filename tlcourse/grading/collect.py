@@ -39,8 +39,8 @@ from tlcourse.grading.course import (
     source_notebooks,
     step_dir,
 )
-from tlcourse.grading.export import is_safe_id
 from tlcourse.grading.safefs import Refused, kind_of, read_regular, scan, write_new
+from tlcourse.grading.submissions import is_safe_id
 
 __all__ = ["COLLECT_PATTERNS", "LMS_ORDER", "CollectReport", "StudentReport", "Upload", "collect", "match_upload"]
 

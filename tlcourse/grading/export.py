@@ -38,6 +38,7 @@ from tlcourse.grading.lateness import (
     shown,
     submission_time,
 )
+from tlcourse.grading.submissions import SAFE_ID, is_safe_id
 from tlcourse.grading.tables import write_csv
 
 __all__ = ["EMPTY_STATES", "EXPORTERS", "LateWork", "ROSTER_FORMATS", "SAFE_ID", "export_grades", "import_roster",
@@ -298,20 +299,6 @@ ROSTER_FORMATS: dict[str, tuple[set[str], Callable[[dict[str, str]], dict[str, s
     # Moodle's assignment grading worksheet (see tlcourse.grading.lms.MOODLE_COLUMNS)
     "moodle": ({"Identifier", "Full name", "Email address"}, _moodle_student),
 }
-
-
-#: A student id becomes a folder name in the course: a letter or digit, then up to 63 of letters, digits, ``._@+-``.
-SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
-
-
-def is_safe_id(student_id: str) -> bool:
-    """Whether ``student_id`` may name a student (and so a folder): :data:`SAFE_ID`, and never ``.`` or ``..``.
-
-    Example:
-        >>> [is_safe_id(s) for s in ("jane", "j.doe@x.org", "S1001", "..", "=HYPERLINK(1)", "a/b", "-1")]
-        [True, True, True, False, False, False, False]
-    """
-    return student_id not in (".", "..") and SAFE_ID.fullmatch(student_id) is not None
 
 
 def _read_roster(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, str]]]:

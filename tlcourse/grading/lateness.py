@@ -159,7 +159,7 @@ def read_extensions(path: str | os.PathLike[str]) -> dict[tuple[str, str], Exten
         >>> read_extensions("/nonexistent/extensions.csv")
         {}
     """
-    from tlcourse.grading.export import is_safe_id
+    from tlcourse.grading.submissions import is_safe_id
 
     if not Path(path).is_file():
         return {}
