@@ -13,34 +13,26 @@ import doctest
 import functools
 import html
 import http.server
-import importlib.util
 import os
 import re
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
+from support.docs import load as load_docs
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"site_{name}", REPO / "docs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
-site_build = _load("build")
+site_build = load_docs("build")
 pages = site_build.pages
 
 

@@ -25,10 +25,9 @@ import pytest
 from tlcourse.grading import hidden_secrets_of
 from tlcourse.grading.gradescope import SCHEMA, build_autograder
 from tlcourse.grading.hidden import distinctive
-from tlcourse.grading.sandbox import sandbox_problem
 
 REPO = Path(__file__).resolve().parents[2]
-from support.course import fill, released_nb, solved, source_nb, wrong_sources  # noqa: E402
+from support.course import fill, need_sandbox, released_nb, solved, source_nb, wrong_sources  # noqa: E402
 
 ASSIGNMENT = "00_warmup"  # the quickest lesson: the run's plumbing is the point, the lessons are graded elsewhere
 pytestmark = pytest.mark.slow
@@ -36,11 +35,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(autouse=True)
 def _need_sandbox() -> None:
-    problem = sandbox_problem()
-    if problem is not None:
-        if os.environ.get("TLCOURSE_REQUIRE_SANDBOX") == "1":
-            pytest.fail(f"no grading sandbox: {problem}")
-        pytest.skip(f"no grading sandbox: {problem}")
+    need_sandbox()
 
 
 @pytest.fixture(scope="module")

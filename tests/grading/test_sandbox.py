@@ -39,14 +39,13 @@ from support.course import (
     WARMUP,
     fill,
     make_course_root,
+    need_sandbox,
     read_csv,
     released_nb,
     run_tlcourse,
     solved,
     source_nb,
 )
-
-from tlcourse.grading.sandbox import sandbox_problem
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "tlcourse-test-secret-5f3a9"  # in the grader's environment during the hostile batch
@@ -58,12 +57,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(autouse=True)
 def _need_sandbox() -> None:
-    """Skipped where bubblewrap cannot run, unless TLCOURSE_REQUIRE_SANDBOX=1 (CI) makes that a failure."""
-    problem = sandbox_problem()
-    if problem is not None:
-        if os.environ.get("TLCOURSE_REQUIRE_SANDBOX") == "1":
-            pytest.fail(f"no grading sandbox: {problem}")
-        pytest.skip(f"no grading sandbox: {problem}")
+    need_sandbox()
 
 
 def _report(name: str, body: str) -> str:

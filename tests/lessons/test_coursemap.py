@@ -18,6 +18,7 @@ from types import ModuleType
 
 import nbformat
 import pytest
+from support.docs import load as load_docs
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = REPO / "docs" / "pages"
@@ -25,17 +26,9 @@ GUIDES = ("checklist.md", "glossary.md", "teaching.md", "history.md")
 GENERATED_PAGES = {"course-map.md"}  # written into the site's source by the build, not kept in docs/pages/
 
 
-def _load(name: str) -> ModuleType:
-    if f"guides_{name}" in sys.modules:
-        return sys.modules[f"guides_{name}"]
-    spec = importlib.util.spec_from_file_location(f"guides_{name}", REPO / "docs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
-coursemap = _load("coursemap")
+coursemap = load_docs("coursemap")
 LESSONS = sorted(p.parent.name for p in REPO.glob("solutions/[0-9][0-9]_*/*.ipynb") if p.stem == p.parent.name)
 
 
@@ -266,7 +259,7 @@ def test_the_guides_quote_no_hidden_test_or_worked_solution() -> None:
     from tlcourse.grading import hidden_secrets_of
     from tlcourse.grading.hidden import distinctive
 
-    pages = _load("pages")
+    pages = load_docs("pages")
     public = "\n".join([*(p.read_text(encoding="utf-8") for p in sorted((REPO / "tlcourse").rglob("*.py"))),
                         *(c.source for p in sorted(REPO.glob("lessons/*/*.ipynb"))
                           for c in nbformat.read(p, as_version=4).cells)])
@@ -280,7 +273,7 @@ def test_the_guides_quote_no_hidden_test_or_worked_solution() -> None:
 
 # --------------------------------------------------------------------------------------------------- the site
 def test_the_build_writes_the_guides_into_the_site_source(tmp_path: Path) -> None:
-    build = _load("build")
+    build = load_docs("build")
     build.static_pages(tmp_path)
     assert map_problems((tmp_path / "course-map.md").read_text(encoding="utf-8")) == []
     assert "| common mistake" in (tmp_path / "generated" / "exercise-plan.md").read_text(encoding="utf-8")
@@ -362,7 +355,7 @@ def test_the_word_budget_check_can_fail() -> None:
 
 
 def test_the_history_page_and_its_timeline_list_the_same_years() -> None:
-    readings = _load("readings")
+    readings = load_docs("readings")
     text = (PAGES / "history.md").read_text(encoding="utf-8")
     table_years = [int(y) for y in re.findall(r"^\| (\d{4}) \|", text, flags=re.M)]
     assert table_years == [year for year, _ in readings.TIMELINE]
