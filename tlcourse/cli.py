@@ -320,26 +320,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _import_plugin(modname: str) -> tuple[ModuleType | None, str | None]:
+    """``(module, None)``, or ``(None, why)`` when the command plugin does not import."""
+    try:
+        return importlib.import_module(modname), None
+    except ImportError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def _load_plugin(modname: str) -> ModuleType | None:
     """A command plugin, or None when it fails to import — said on stderr at once (its commands are missing, and
     argparse alone would only call them an "invalid choice") and reported by ``tlcourse doctor``."""
-    try:
-        return importlib.import_module(modname)
-    except ImportError as exc:
-        print(f"tlcourse: the commands of {modname} did not load ({type(exc).__name__}: {exc}); run "
-              f"`tlcourse doctor`, reinstall with `pip install -r requirements.txt -e .`", file=sys.stderr)
-        return None
+    mod, why = _import_plugin(modname)
+    if why is not None:
+        print(f"tlcourse: the commands of {modname} did not load ({why}); run `tlcourse doctor`, reinstall with "
+              f"`pip install -r requirements.txt -e .`", file=sys.stderr)
+    return mod
 
 
 def _plugin_checks() -> list[Check]:
-    checks = []
-    for modname in CLI_PLUGINS:
-        try:
-            importlib.import_module(modname)
-            checks.append(Check(modname, True, "commands loaded"))
-        except ImportError as exc:
-            checks.append(Check(modname, False, f"does not import: {type(exc).__name__}: {exc}"))
-    return checks
+    whys = {modname: _import_plugin(modname)[1] for modname in CLI_PLUGINS}
+    return [Check(m, why is None, "commands loaded" if why is None else f"does not import: {why}")
+            for m, why in whys.items()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -400,7 +400,7 @@ def _run_encoder(encoder: nn.Module, tokenizer: Any, texts: list[str], pool: Cal
 
 
 @lru_cache(maxsize=2)
-def _sentence_transformer(name: str, max_length: int) -> Any:
+def _sentence_transformer(name: str) -> Any:
     """The registered encoder as sentence-transformers' own pipeline — its ``Transformer`` module and a mean
     ``Pooling`` (the one all-MiniLM-L6-v2 was trained with), read from the weight package's folder; no ``Normalize``
     step (``encode_sentences(normalize=...)`` decides). None when the folder is no sentence-transformers model."""
@@ -412,13 +412,14 @@ def _sentence_transformer(name: str, max_length: int) -> Any:
     folder = Path(text_location(name))
     if not (folder / "modules.json").is_file():
         return None
-    transformer = Transformer(str(folder), max_seq_length=max_length)
+    transformer = Transformer(str(folder))
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     return SentenceTransformer(modules=[transformer, pooling], device="cpu")
 
 
-def _run_sentence_transformer(model: Any, texts: list[str], batch_size: int, device: torch.device,
-                              progress: bool) -> np.ndarray:
+def _run_sentence_transformer(model: Any, texts: list[str], max_length: int, batch_size: int,
+                              device: torch.device, progress: bool) -> np.ndarray:
+    model.max_seq_length = max_length  # one loaded model serves every length (truncation is set per call)
     model.to(device)
     vectors = model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
                            show_progress_bar=progress)
@@ -476,9 +477,9 @@ def encode_sentences(
     stored = disk_cache.load(path) if cache else None
     vectors = stored.get("vectors") if stored else None
     if vectors is None or vectors.shape[0] != len(texts):
-        st_model = _sentence_transformer(model, max_length) if plain else None
+        st_model = _sentence_transformer(model) if plain else None
         if st_model is not None:  # the field's tool where the lesson does not teach pooling itself
-            vectors = _run_sentence_transformer(st_model, texts, batch_size, dev, progress)
+            vectors = _run_sentence_transformer(st_model, texts, max_length, batch_size, dev, progress)
         else:
             vectors = _run_encoder(encoder, tokenizer, texts, pool, max_length, batch_size, dev, progress,
                                    f"encode {len(texts)} texts")
