@@ -441,8 +441,25 @@ def _adapt_epoch(run: _AdaptRun, steps: range, weight_at: Callable[[int], float]
     return {**{k: v / len(steps) for k, v in sums.items()}, "lambda": weight}
 
 
+@dataclass(frozen=True)
+class _Term:
+    """What a method adds to the source loss: ``loss(f_s, f_t, weight)`` with its weight over training progress.
+
+    ``target_grad=False`` (the source-only baseline): target features are computed in eval mode without gradient,
+    for monitoring only. ``loss_key`` is the history column that must exist whenever there is a target loader.
+    """
+
+    method: str
+    loss: Callable[[torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, dict[str, float]]]
+    weight_at: Callable[[float], float]
+    extra_modules: Sequence[nn.Module] = ()
+    loss_key: str = "align_loss"
+    weight_label: str = "λ"
+    target_grad: bool = True
+
+
 def _run(
-    method: str,
+    term: _Term,
     feature_extractor: nn.Module,
     classifier: nn.Module,
     source_loader: Iterable[Any],
@@ -453,18 +470,12 @@ def _run(
     weight_decay: float,
     device: torch.device | str | None,
     progress: bool,
-    adapt_term: Callable[[torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, dict[str, float]]] | None,
-    weight_at: Callable[[float], float],
-    extra_modules: Sequence[nn.Module] = (),
-    loss_key: str = "align_loss",
-    weight_label: str = "λ",
-    target_grad: bool = True,
 ) -> AdaptResult:
     """The one loop behind fit_dann / fit_aligned / fit_source_only: epochs of :func:`_adapt_step`.
 
-    Each step: a source batch (x, y) and a target batch x; loss = CE(source) + adapt_term(f_s, f_t, weight).
-    With ``target_grad=False`` (the source-only baseline) the target features are computed in eval mode without
-    gradient, for monitoring only: the target data then change nothing (not even BatchNorm statistics).
+    Each step: a source batch (x, y) and a target batch x; loss = CE(source) + term.loss(f_s, f_t, weight).
+    Without gradient through the target (``term.target_grad=False``) the target data change nothing, not even
+    BatchNorm statistics.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -474,7 +485,8 @@ def _run(
     if steps == 0:
         raise ValueError("the source loader is empty")
     run = _setup_run(feature_extractor, classifier, source_loader, target_loader, lr, weight_decay, device,
-                     adapt_term, extra_modules, target_grad)
+                     term.loss, term.extra_modules, term.target_grad)
+    method = term.method
     total = epochs * steps
     history = History(meta={"method": method, "epochs": epochs, "steps_per_epoch": steps, "lr": lr,
                             "weight_decay": weight_decay, "device": str(run.device)})
@@ -482,9 +494,9 @@ def _run(
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             row = _adapt_epoch(run, range((epoch - 1) * steps, epoch * steps),
-                               lambda step: weight_at(step / max(total - 1, 1)), bar, weight_label)
+                               lambda step: term.weight_at(step / max(total - 1, 1)), bar, term.weight_label)
             if run.target is not None:
-                row.setdefault(loss_key, float("nan"))
+                row.setdefault(term.loss_key, float("nan"))
             history.records.append({"epoch": epoch, **row, "seconds": time.perf_counter() - t0})
     run.model.eval()
     return AdaptResult(model=run.model, history=history, method=method)
@@ -544,22 +556,9 @@ def fit_dann(
     def schedule(p: float) -> float:
         return dann_lambda(min(max(p, 0.0), 1.0), gamma)
 
-    return _run(
-        "dann",
-        feature_extractor,
-        classifier,
-        source_loader,
-        target_loader,
-        epochs=epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        device=device,
-        progress=progress,
-        adapt_term=domain_term,
-        weight_at=schedule,
-        extra_modules=(disc,),
-        loss_key="domain_loss",
-    )
+    term = _Term("dann", domain_term, schedule, extra_modules=(disc,), loss_key="domain_loss")
+    return _run(term, feature_extractor, classifier, source_loader, target_loader,
+                epochs=epochs, lr=lr, weight_decay=weight_decay, device=device, progress=progress)
 
 
 def _alignment_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -616,23 +615,10 @@ def fit_aligned(
         value = loss_fn(fs, ft)
         return w * value, {"align_loss": float(value.detach())}
 
-    return _run(
-        loss if weight > 0 else "source_only",
-        feature_extractor,
-        classifier,
-        source_loader,
-        target_loader,
-        epochs=epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        device=device,
-        progress=progress,
-        adapt_term=align_term,
-        weight_at=lambda _p: float(weight),
-        loss_key="align_loss",
-        weight_label="weight",
-        target_grad=weight > 0,
-    )
+    term = _Term(loss if weight > 0 else "source_only", align_term, lambda _p: float(weight),
+                 weight_label="weight", target_grad=weight > 0)
+    return _run(term, feature_extractor, classifier, source_loader, target_loader,
+                epochs=epochs, lr=lr, weight_decay=weight_decay, device=device, progress=progress)
 
 
 def fit_source_only(

