@@ -42,7 +42,7 @@ class Profile:
     text_max_length: int  # token limit for text models
     num_workers: int  # DataLoader workers
     amp: bool  # mixed precision (CUDA only)
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # one lesson's own sizes, read with get()
 
     def __repr__(self) -> str:  # readable in a notebook
         rows = [f"  {k:<17} {v!r}" for k, v in asdict(self).items() if k not in ("name", "description", "extra")]
@@ -83,6 +83,7 @@ PROFILES: dict[str, Profile] = {
         text_max_length=32,
         num_workers=0,
         amp=False,
+        extra={"dense_train": 160, "dense_test": 64, "dense_epochs": 12},  # lesson 01's dense demo (tlcourse.dense.demo_sizes)
     ),
     "cpu": Profile(
         name="cpu",
@@ -96,6 +97,7 @@ PROFILES: dict[str, Profile] = {
         text_max_length=48,
         num_workers=0,
         amp=False,
+        extra={"dense_train": 384, "dense_test": 128, "dense_epochs": 12},  # lesson 01's dense demo (tlcourse.dense.demo_sizes)
     ),
     "gpu": Profile(
         name="gpu",
@@ -109,6 +111,7 @@ PROFILES: dict[str, Profile] = {
         text_max_length=64,
         num_workers=4,
         amp=True,
+        extra={"dense_train": 2048, "dense_test": 512, "dense_epochs": 20, "dense_batch_size": 64},  # lesson 01's dense demo (tlcourse.dense.demo_sizes)
     ),
 }
 

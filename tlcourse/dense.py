@@ -44,7 +44,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import trange
 
-from tlcourse.config import profile, profile_name
+from tlcourse.config import profile
 from tlcourse.device import get_device, seed_everything
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,7 +54,6 @@ __all__ = [
     "BACKGROUNDS",
     "BACKBONE_INITS",
     "DenseComparison",
-    "DEMO_SIZES",
     "TASK_LOSSES",
     "DemoSizes",
     "DigitScenes",
@@ -93,11 +92,11 @@ _SPLIT_CODE = {"train": 0, "test": 1}  # train digits: the first half of MNIST t
 
 @dataclass(frozen=True)
 class DemoSizes:
-    """The sizes of the dense demo in one profile (the canvas side is the profile's ``image_size``).
+    """The sizes of lesson 01's dense demo (the canvas side is the profile's ``image_size``).
 
     Example:
-        >>> DEMO_SIZES["grading"].n_train
-        160
+        >>> DemoSizes(n_train=16, n_test=8, epochs=1).hidden
+        64
     """
 
     n_train: int
@@ -108,24 +107,17 @@ class DemoSizes:
     batch_size: int = 32
 
 
-DEMO_SIZES: dict[str, DemoSizes] = {
-    "grading": DemoSizes(n_train=160, n_test=64, epochs=12),
-    "cpu": DemoSizes(n_train=384, n_test=128, epochs=12),
-    "gpu": DemoSizes(n_train=2048, n_test=512, epochs=20, batch_size=64),
-}
-
-
 def demo_sizes(name: str | None = None) -> DemoSizes:
-    """The demo's sizes for the active profile (or the one named).
+    """The demo's sizes in the active profile (or the one named): its ``dense_*`` entries, beside every other size
+    a lesson reads (:data:`tlcourse.config.PROFILES`).
 
     Example:
-        >>> demo_sizes("cpu").n_test
-        128
+        >>> demo_sizes("grading").n_train, demo_sizes("cpu").n_test
+        (160, 128)
     """
-    key = name or profile_name()
-    if key not in DEMO_SIZES:
-        raise ValueError(f"no dense-demo sizes for profile {key!r}; known: {sorted(DEMO_SIZES)}")
-    return DEMO_SIZES[key]
+    p = profile(name)
+    return DemoSizes(n_train=p.get("dense_train"), n_test=p.get("dense_test"), epochs=p.get("dense_epochs"),
+                     batch_size=p.get("dense_batch_size", 32))
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -563,6 +555,9 @@ def evaluate_head(head: nn.Module, maps: torch.Tensor, data: DigitScenes, thresh
 
 
 # ------------------------------------------------------------------------------------------------ experiments
+# Lesson 01's two experiments (compare_backbones, compare_multitask): the lesson calls them with its scenes, and
+# records and claims their numbers itself. They are here, not in the notebook, because each is ~40 lines of
+# bookkeeping (same seed, same budget, maps read once) that the lesson does not teach.
 #: The two backbones the lesson compares: the same architecture with ImageNet weights or random ones.
 BACKBONE_INITS: dict[str, bool] = {"ImageNet": True, "random": False}
 

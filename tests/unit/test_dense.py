@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from tlcourse import dense, viz
+from tlcourse.config import PROFILES
 
 
 @pytest.fixture(autouse=True)
@@ -170,9 +171,12 @@ def test_multitask_runs_share_budget_and_table() -> None:
 
 
 def test_demo_sizes_follow_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's sizes live in the profiles, beside every other size (no table of their own)."""
     monkeypatch.setenv("TLCOURSE_PROFILE", "grading")
-    assert dense.demo_sizes() == dense.DEMO_SIZES["grading"]
-    assert set(dense.DEMO_SIZES) == {"grading", "cpu", "gpu"}
+    assert dense.demo_sizes() == dense.DemoSizes(n_train=160, n_test=64, epochs=12)
+    assert dense.demo_sizes("gpu") == dense.DemoSizes(n_train=2048, n_test=512, epochs=20, batch_size=64)
+    assert all(dense.demo_sizes(name).n_test <= dense.demo_sizes(name).n_train for name in PROFILES)
+    assert not hasattr(dense, "DEMO_SIZES")
     with pytest.raises(ValueError, match="profile"):
         dense.demo_sizes("tpu")
 
