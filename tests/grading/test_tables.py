@@ -177,10 +177,10 @@ def test_one_student_id_check_with_no_trailing_newline() -> None:
     submissions' copy used ``^…$`` with ``match``, which let ``"jane\\n"`` through."""
     import importlib
 
-    collect, export, lateness, submissions = (importlib.import_module(f"tlcourse.grading.{m}")
-                                              for m in ("collect", "export", "lateness", "submissions"))
-
-    assert export.is_safe_id is submissions.is_safe_id is collect.is_safe_id
-    assert not submissions.is_safe_id("jane\n") and submissions.is_safe_id("jane")
-    assert "from tlcourse.grading.submissions import is_safe_id" in Path(lateness.__file__).read_text()
-    assert not any("SAFE_ID = re.compile" in (Path(m.__file__).read_text()) for m in (export, collect, lateness))
+    modules = [importlib.import_module(f"tlcourse.grading.{m}")
+               for m in ("collect", "export", "lateness", "submissions", "roster", "course")]
+    course = modules[-1]
+    assert all(m.is_safe_id is course.is_safe_id for m in modules)
+    assert not course.is_safe_id("jane\n") and course.is_safe_id("jane")
+    grading = Path(course.__file__).parent
+    assert [p.name for p in sorted(grading.glob("*.py")) if "SAFE_ID = re.compile" in p.read_text()] == ["course.py"]

@@ -164,3 +164,36 @@ def test_no_module_imports_another_modules_private_names() -> None:
     assert not found, found
     assert _private_imports(ast.parse("from tlcourse.grading.course import _api")) == ["tlcourse.grading.course._api"]
     assert _private_imports(ast.parse("from tlcourse.grading.course import course_dir")) == []
+
+
+def _imports_of(path: Path, package: Path) -> set[str]:
+    """Every tlcourse module ``path`` imports, at the top or inside a function (a lazy import still ties them)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+        for name in names:
+            parts = name.split(".")
+            while parts and parts[0] == "tlcourse":
+                candidate = package.parent.joinpath(*parts)
+                if candidate.with_suffix(".py").is_file() or (candidate / "__init__.py").is_file():
+                    found.add(".".join(parts))
+                    break
+                parts = parts[:-1]
+    return found
+
+
+def test_no_import_circle_in_the_package() -> None:
+    """No module reaches, through any chain of imports (lazy ones included), back to itself: each sits on a layer.
+    Package ``__init__`` files are left out (they gather their modules' names by design)."""
+    import networkx as nx
+
+    package = PACKAGE
+    modules = {".".join(p.relative_to(package.parent).with_suffix("").parts): p for p in package.rglob("*.py")
+               if p.name != "__init__.py"}
+    graph = nx.DiGraph()
+    for name, path in modules.items():
+        graph.add_node(name)
+        graph.add_edges_from((name, dep) for dep in _imports_of(path, package) if dep in modules and dep != name)
+    circles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    assert circles == [], circles

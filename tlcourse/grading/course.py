@@ -9,9 +9,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CourseError", "find_course_root", "load_nbgrader_config", "list_assignments"]
+__all__ = ["CourseError", "SAFE_ID", "is_safe_id", "find_course_root", "load_nbgrader_config", "list_assignments"]
 
 ASSIGNMENT_PATTERN = re.compile(r"^\d{2}_[A-Za-z0-9_]+$")
+
+
+#: A student id becomes a folder name in the course: a letter or digit, then up to 63 of letters, digits, ``._@+-``.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+
+
+def is_safe_id(student_id: str) -> bool:
+    """Whether ``student_id`` may name a student (and so a folder): the whole of it matches :data:`SAFE_ID` (no
+    trailing newline slipping past a ``$``), and never ``.`` or ``..``. The one check of every id the course
+    reads: submissions, LMS downloads, rosters, extensions.
+
+    Example:
+        >>> [is_safe_id(s) for s in ("jane", "j.doe@x.org", "S1001", "..", "=HYPERLINK(1)", "a/b", "-1", "jane\\n")]
+        [True, True, True, False, False, False, False, False]
+    """
+    return student_id not in (".", "..") and SAFE_ID.fullmatch(student_id) is not None
 
 
 class CourseError(RuntimeError):
@@ -166,20 +182,6 @@ def log_errors(result: dict) -> str:
         return "\n".join(lines[-8:])
     error = (result.get("error") or "").strip().splitlines()
     return error[-1] if error else "unknown error (nbgrader logged nothing)"
-
-
-def apply_due_dates(cfg: Any, coursedir: Any, assignment: str) -> None:
-    """Record the assignment's due date (``c.Tlcourse.due_dates``) in the gradebook, where nbgrader reads it."""
-    from datetime import UTC
-
-    from tlcourse.grading.lateness import parse_time
-
-    due = dict(cfg.get("Tlcourse", {}).get("due_dates", {})).get(assignment)
-    if not due:
-        return
-    utc = parse_time(str(due), f"c.Tlcourse.due_dates[{assignment!r}]").astimezone(UTC)
-    with open_gradebook(coursedir) as gb:  # nbgrader keeps naive UTC times (its parse_utc misreads "+01:00" offsets)
-        gb.update_or_create_assignment(assignment, duedate=utc.replace(tzinfo=None))
 
 
 def read_notebook(path: Path, shown: str, max_mb: float | None = None) -> Any:

@@ -32,18 +32,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from tlcourse.grading import canary
 from tlcourse.grading.course import (
     CourseError,
-    apply_due_dates,
     course_dir,
     course_files,
     load_nbgrader_config,
     log_errors,
     nbgrader_api,
+    open_gradebook,
     parse_notebook,
     read_notebook,
     source_notebooks,
@@ -59,6 +60,7 @@ from tlcourse.grading.gradebook import (
     row_from_gradebook,
     write_grades_csv,
 )
+from tlcourse.grading.lateness import parse_time
 from tlcourse.grading.readback import Malformed, plain, read_log_tail, read_progress, read_result
 from tlcourse.grading.safefs import write_new
 from tlcourse.grading.sandbox import (
@@ -79,6 +81,17 @@ __all__ = ["grade", "DEFAULT_TIMEOUT", "WITHHELD"]
 
 DEFAULT_TIMEOUT = 600.0  # seconds per submission (all its notebooks)
 WITHHELD = "withheld"  # a row's status when the points wait for an instructor's review
+
+
+def apply_due_dates(cfg: Any, coursedir: Any, assignment: str) -> None:
+    """Record the assignment's due date (``c.Tlcourse.due_dates``) in the gradebook, where nbgrader reads it."""
+    due = dict(cfg.get("Tlcourse", {}).get("due_dates", {})).get(assignment)
+    if not due:
+        return
+    utc = parse_time(str(due), f"c.Tlcourse.due_dates[{assignment!r}]").astimezone(UTC)
+    with open_gradebook(coursedir) as gb:  # nbgrader keeps naive UTC times (its parse_utc misreads "+01:00" offsets)
+        gb.update_or_create_assignment(assignment, duedate=utc.replace(tzinfo=None))
+
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Late work: a per-day late penalty for nbgrader (the due dates reach the gradebook through
-``course.apply_due_dates``, so that importing ``tlcourse.grading`` does not import nbgrader).
+``grade.apply_due_dates``, so that importing ``tlcourse.grading`` does not import nbgrader).
 
 ``nbgrader_config.py`` names both: ``c.Tlcourse.due_dates = {"00_warmup": "2027-01-15 23:59 Europe/Paris"}`` and
 ``c.AssignLatePenalties.plugin_class = "tlcourse.grading.late.PercentPerDay"`` with

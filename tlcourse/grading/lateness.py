@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tlcourse.grading.course import CourseError
+from tlcourse.grading.course import CourseError, is_safe_id
 from tlcourse.grading.safefs import Refused, read_regular
 
 __all__ = ["Extension", "Rule", "When", "late_rule", "nbgrader_timestamp", "parse_time", "read_extensions",
@@ -159,8 +159,6 @@ def read_extensions(path: str | os.PathLike[str]) -> dict[tuple[str, str], Exten
         >>> read_extensions("/nonexistent/extensions.csv")
         {}
     """
-    from tlcourse.grading.submissions import is_safe_id
-
     if not Path(path).is_file():
         return {}
     out: dict[tuple[str, str], Extension] = {}

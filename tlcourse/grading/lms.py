@@ -36,7 +36,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tlcourse.grading.course import CourseError
-from tlcourse.grading.export import ROSTER_FORMATS, Score, points_row, roster_students
+from tlcourse.grading.roster import ROSTER_FORMATS, points_row, roster_students
+from tlcourse.grading.scores import Score
 
 __all__ = ["FILLERS", "ARCHIVES", "MOODLE_COLUMNS", "fill_roster", "match_columns", "normalise_title",
            "write_feedback_archive"]

@@ -15,28 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tlcourse.grading.course import CourseError
+from tlcourse.grading.course import SAFE_ID, CourseError, is_safe_id
 from tlcourse.grading.safefs import Refused, read_regular, scan, write_new
 
 __all__ = ["SUBMISSION_LAYOUTS", "SAFE_ID", "is_safe_id", "MAX_NOTEBOOK_MB"]
 
 MAX_NOTEBOOK_MB = 20  # a submitted notebook larger than this is refused unread
 MAX_SMALL_BYTES = 4096  # timestamp.txt, submission_secret.txt
-#: A student id that may name a folder of the course (and a CSV cell): no path separator, no leading dot or sign.
-#: A student id becomes a folder name in the course: a letter or digit, then up to 63 of letters, digits, ``._@+-``.
-SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 
-
-def is_safe_id(student_id: str) -> bool:
-    """Whether ``student_id`` may name a student (and so a folder): the whole of it matches :data:`SAFE_ID` (no
-    trailing newline slipping past a ``$``), and never ``.`` or ``..``. The one check of every id the course
-    reads: submissions, LMS downloads, rosters, extensions.
-
-    Example:
-        >>> [is_safe_id(s) for s in ("jane", "j.doe@x.org", "S1001", "..", "=HYPERLINK(1)", "a/b", "-1", "jane\\n")]
-        [True, True, True, False, False, False, False, False]
-    """
-    return student_id not in (".", "..") and SAFE_ID.fullmatch(student_id) is not None
 _NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 
 
