@@ -242,6 +242,29 @@ def _add_report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+@_command("push-grades")
+def _cmd_push_grades(args: argparse.Namespace) -> int:
+    from tlcourse.grading.ags import push_grades  # lazy: requests and pyjwt load only for this command
+
+    report = push_grades(args.assignment, root=args.root, dry_run=args.dry_run)
+    print(report.table())
+    verb = "would send" if args.dry_run else "sent"
+    print(f"{report.count(verb)} {verb}, {report.count('unchanged')} unchanged, {report.count('kept empty')} kept "
+          f"empty, {report.count('not in the LMS')} not in the LMS course · line item {report.line_item}")
+    return 0
+
+
+def _add_push_grades(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("push-grades", help="send an assignment's final scores to the LMS (LTI 1.3 AGS)",
+                       description="Final scores (manual points and late penalty included, as in `export`) to the "
+                                   "LMS course's line item over LTI Advantage (c.Tlcourse.lti in nbgrader_config.py). "
+                                   "Idempotent: a score the LMS already holds is not sent again.")
+    p.add_argument("--assignment", required=True)
+    p.add_argument("--dry-run", action="store_true", help="read the LMS, send nothing; say what would be sent")
+    p.set_defaults(func=_cmd_push_grades)
+    return p
+
+
 #: The grading subcommands: name -> function adding its parser.
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = {
     "release": _add_release,
@@ -252,6 +275,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], argparse.ArgumentPars
     "feedback": _add_feedback,
     "export": _add_export,
     "report": _add_report,
+    "push-grades": _add_push_grades,
 }
 
 

@@ -1,0 +1,161 @@
+"""Grades back to the LMS over LTI 1.3 (AGS), against a local platform that checks what a real one checks.
+
+The gradebook is written as autograde and the formgrader leave it (no notebook runs: see test_lms_roundtrip);
+the platform (tests/support/lti_platform.py) verifies the tool's signed client assertion, the scopes, the media
+types and every score payload, and keeps what it received.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from grading.test_lms_roundtrip import FEATURES, WARMUP, _grade, _root, _submitted
+from support.course import run_tlcourse
+from support.lti_platform import Member, Platform, new_key, pem
+
+from tlcourse.grading.ags import push_grades
+from tlcourse.grading.course import CourseError, course_dir, load_nbgrader_config, open_gradebook
+from tlcourse.lti import IdentityError, identity
+
+pytestmark = pytest.mark.filterwarnings("ignore:Object of type:Warning")  # nbgrader's add_submission
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
+MEMBERS = [Member("u-jane", "jane@uni.example", "Jane Smith"), Member("u-john", "john@uni.example", "John Doe"),
+           Member("u-ann", "ann@uni.example", "Ann Absent"), Member("u-fay", "fay@uni.example", "Fay Fox"),
+           Member("u-prof", "prof@uni.example", "Pat Prof", role="instructor"),
+           Member("u-odd", "Odd Name!@uni.example", "Odd")]
+
+
+@pytest.fixture
+def lms(tmp_path: Path) -> tuple[Platform, Path]:
+    """A platform with the course's tool registered, and a course whose warm-up is graded: jane on time (8/8),
+    john 34 h late (6/8, two started days at 10 %), ann absent (0 after the due date), fay awaiting manual grading,
+    zoe graded but not in the LMS course."""
+    tool_key = new_key()
+    platform = Platform(client_id="tool-1000", deployment_id="dep-1", redirect_uris=[],
+                        tool_public_key=tool_key.public_key(), members=list(MEMBERS)).start()
+    root = _root(tmp_path, extra="c.Tlcourse.lti = " + repr({
+        "issuer": platform.issuer, "client_id": platform.client_id, "token_url": platform.endpoint("token"),
+        "key_file": "lti_tool.pem", "key_id": "tool-key-1", "line_items": platform.line_items_url,
+        "members": platform.members_url}) + "\n")
+    (root / "lti_tool.pem").write_bytes(pem(tool_key))
+    coursedir = course_dir(load_nbgrader_config(root))
+    with open_gradebook(coursedir) as gb:
+        for sid in ("jane", "john", "ann", "fay", "zoe"):
+            gb.update_or_create_student(sid)
+    _grade(root, {"jane": (6, 2), "john": (4, 2), "fay": (6, None), "zoe": (5, 1)})
+    _submitted(root, "jane", **{"timestamp.txt": "2026-11-15 20:00:00.000000 UTC"})
+    _submitted(root, "john", **{"timestamp.txt": "2026-11-17 09:59:00.000000 UTC"})
+    _submitted(root, "zoe", **{"timestamp.txt": "2026-11-15 20:00:00.000000 UTC"})
+    yield platform, root
+    platform.stop()
+
+
+def _scores(platform: Platform) -> dict[str, float]:
+    return {s["body"]["userId"]: s["body"]["scoreGiven"] for s in platform.scores}
+
+
+def test_push_sends_final_scores_once(lms: tuple[Platform, Path]) -> None:
+    platform, root = lms
+    dry = push_grades(WARMUP, root=root, dry_run=True, now=NOW)
+    assert platform.line_items == {} and platform.scores == [], "a dry run changes nothing on the platform"
+    assert dry.count("would send") == 3 and dry.line_item == "(to be created)"
+
+    first = push_grades(WARMUP, root=root, now=NOW)
+    assert platform.errors == [], platform.errors
+    (item,) = platform.line_items.values()
+    assert (item["resourceId"], item["scoreMaximum"], item["label"]) == (WARMUP, 8.0, WARMUP)
+    # final scores: manual points in, the late penalty taken from the final score, 0 for no submission after due
+    assert _scores(platform) == {"u-jane": 8.0, "u-john": 4.8, "u-ann": 0.0}
+    john = next(s["body"] for s in platform.scores if s["body"]["userId"] == "u-john")
+    assert john["gradingProgress"] == "FullyGraded" and john["activityProgress"] == "Completed"
+    assert "late" in john["comment"] and john["scoreMaximum"] == 8.0
+    ann = next(s["body"] for s in platform.scores if s["body"]["userId"] == "u-ann")
+    assert ann["activityProgress"] == "Initialized"
+    actions = {line.student: line.action for line in first.lines}
+    assert actions["fay"] == "kept empty: awaiting manual grading" and actions["zoe"] == "not in the LMS course"
+    assert any("Odd Name!" in why for why in first.members_refused), "a member with no course name is said"
+
+    # the client assertion was signed by the tool's key for the token URL, with only the scopes it uses
+    assert all(t["assertion"]["aud"] == platform.endpoint("token") for t in platform.tokens)
+    assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in platform.tokens[0]["scopes"]
+
+    again = push_grades(WARMUP, root=root, now=NOW)
+    assert len(platform.scores) == 3 and len(platform.line_items) == 1, "a second push sends nothing new"
+    assert again.count("unchanged") == 3
+
+    # manual grading finished: only fay's score goes, into the same line item
+    coursedir = course_dir(load_nbgrader_config(root))
+    with open_gradebook(coursedir) as gb:
+        written = gb.find_grade("written", WARMUP, WARMUP, "fay")
+        written.manual_score, written.needs_manual_grade = 1, False
+        gb.db.commit()
+    third = push_grades(WARMUP, root=root, now=NOW)
+    assert third.count("sent") == 1 and _scores(platform)["u-fay"] == 7.0 and len(platform.line_items) == 1
+
+
+def test_push_refuses_what_it_cannot_do_right(lms: tuple[Platform, Path]) -> None:
+    platform, root = lms
+    push_grades(WARMUP, root=root, now=NOW)
+    next(iter(platform.line_items.values()))["scoreMaximum"] = 10  # changed in the LMS
+    with pytest.raises(CourseError, match="out of 10 points"):
+        push_grades(WARMUP, root=root, now=NOW)
+    with pytest.raises(CourseError, match="no gradebook rows"):
+        push_grades("99_nothing", root=root, now=NOW)
+    (root / "lti_tool.pem").write_bytes(pem(new_key()))  # not the key the platform knows
+    with pytest.raises(CourseError, match="refused the access token: HTTP 401"):
+        push_grades(WARMUP, root=root, now=NOW)
+    assert any("client assertion refused" in e for e in platform.errors)
+
+
+def test_push_needs_the_tool_registration(tmp_path: Path) -> None:
+    root = _root(tmp_path, extra='c.Tlcourse.lti = {"issuer": "https://lms.example"}\n')
+    with pytest.raises(CourseError, match="c.Tlcourse.lti needs"):
+        push_grades(WARMUP, root=root, now=NOW)
+    root2 = _root(tmp_path / "two")
+    done = run_tlcourse("push-grades", "--assignment", WARMUP, "--dry-run", "--root", str(root2))
+    assert done.returncode == 2 and "c.Tlcourse.lti needs" in done.stderr
+
+
+def test_cli_push_and_dry_run(lms: tuple[Platform, Path]) -> None:
+    platform, root = lms
+    dry = run_tlcourse("push-grades", "--assignment", WARMUP, "--dry-run", "--root", str(root))
+    assert dry.returncode == 0, dry.stderr
+    assert "3 would send" in dry.stdout and platform.scores == []
+    done = run_tlcourse("push-grades", "--assignment", WARMUP, "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    assert "3 sent" in done.stdout and "not in the LMS course" in done.stdout and len(platform.scores) == 3
+    assert FEATURES not in done.stdout  # one assignment at a time
+
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+
+
+@pytest.mark.parametrize(("record", "source", "prefix", "member", "expected"), [
+    ({"email": "Jane.Doe@uni.example"}, "email", "", False, ("jane.doe", "student")),
+    ({"sub": "8f2e", CLAIM + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]}, "sub",
+     "lti-", False, ("lti-8f2e", "instructor")),
+    ({"sub": "x", CLAIM + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"],
+      "email": "ta@uni.example"}, "email", "", False, ("ta", "instructor")),
+    ({"user_id": "u1", "email": "bob@uni.example", "roles": ["Learner"]}, "email", "", True, ("bob", "student")),
+    ({"user_id": "u1", "lis_person_sourcedid": "s1001", "roles": ["Instructor"]}, "sourcedid", "", True,
+     ("s1001", "instructor")),
+])
+def test_identity_one_rule_for_login_and_push(record: dict, source: str, prefix: str, member: bool,
+                                              expected: tuple[str, str]) -> None:
+    who = identity(record, source, prefix=prefix, member=member)
+    assert (who.name, who.role) == expected
+
+
+@pytest.mark.parametrize(("record", "source"), [
+    ({"email": "../root@x"}, "email"), ({"email": "a/b@x"}, "email"), ({"email": "root\n@x"}, "email"),
+    ({"email": "-rf@x"}, "email"), ({"email": "=cmd|' /C calc'!A0@x"}, "email"), ({"sub": "8f2e"}, "sub"),
+    ({"email": ""}, "email"), ({}, "sub"), ({"email": "a" * 40 + "@x"}, "email"), ({"email": "ünï@x"}, "email"),
+])
+def test_identity_refuses_names_that_are_not_course_users(record: dict, source: str) -> None:
+    """Never rewritten into something safe (two rewrites could land on one account): refused, with the reason."""
+    with pytest.raises(IdentityError, match="course user name"):
+        identity(record, source)
+    with pytest.raises(IdentityError, match="unknown username source"):
+        identity({"email": "a@x"}, "nickname")
