@@ -19,16 +19,34 @@ c.JupyterHub.db_url = f"sqlite:///{STATE}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{STATE}/jupyterhub_cookie_secret"
 c.ConfigurableHTTPProxy.pid_file = f"{STATE}/jupyterhub-proxy.pid"
 
-# who may log in: members of the two Unix groups, with their Unix passwords (PAM); instructors are hub admins
-if os.environ.get("TLCOURSE_HUB_AUTH", "pam") == "dummy":  # tests only: one shared password, listed users
+# who may log in. "pam" (default): members of the two Unix groups, with their Unix passwords; instructors are hub
+# admins. "lti13": launches from the LMS (LTI 1.3, tlcourse.hublti): accounts made on first launch, in the Unix
+# group of their LTI role; instructors are admins. Register the hub in the LMS as an LTI 1.3 tool with
+#   login URL  https://HUB/hub/lti13/oauth_login   redirect URI  https://HUB/hub/lti13/oauth_callback
+# (its JSON configuration is served at https://HUB/hub/lti13/config), then set the platform's values below.
+AUTH = os.environ.get("TLCOURSE_HUB_AUTH", "pam")
+if AUTH == "dummy":  # tests only: one shared password, listed users
     c.JupyterHub.authenticator_class = "dummy"
     c.DummyAuthenticator.password = os.environ["TLCOURSE_HUB_PASSWORD"]
     c.Authenticator.allowed_users = set(os.environ["TLCOURSE_HUB_USERS"].split(","))
     c.Authenticator.admin_users = set(os.environ.get("TLCOURSE_HUB_ADMINS", "").split(",")) - {""}
-else:
+elif AUTH == "lti13":
+    c.JupyterHub.authenticator_class = "tlcourse.hublti.CourseLTI13Authenticator"
+    lti = c.CourseLTI13Authenticator
+    lti.issuer = os.environ["TLCOURSE_LTI_ISSUER"]  # e.g. https://canvas.instructure.com
+    lti.client_id = set(os.environ["TLCOURSE_LTI_CLIENT_ID"].split(","))  # the developer key's id
+    lti.authorize_url = os.environ["TLCOURSE_LTI_AUTHORIZE_URL"]  # e.g. https://sso.canvaslms.com/api/lti/authorize_redirect
+    lti.jwks_endpoint = os.environ["TLCOURSE_LTI_JWKS_URL"]  # e.g. https://sso.canvaslms.com/api/lti/security/jwks
+    lti.username_source = os.environ.get("TLCOURSE_LTI_USERNAME", "email")  # email | sub | sourcedid
+    lti.username_prefix = os.environ.get("TLCOURSE_LTI_USERNAME_PREFIX", "")
+    lti.contexts = set(os.environ.get("TLCOURSE_LTI_CONTEXTS", "").split(",")) - {""}  # LMS course ids (empty: any)
+    lti.students_group, lti.instructors_group = STUDENTS, INSTRUCTORS
+elif AUTH == "pam":
     c.JupyterHub.authenticator_class = "pam"
     c.PAMAuthenticator.allowed_groups = {STUDENTS, INSTRUCTORS}
     c.PAMAuthenticator.admin_groups = {INSTRUCTORS}
+else:
+    raise ValueError(f"TLCOURSE_HUB_AUTH={AUTH!r}: choose pam, lti13 (or dummy for tests)")
 
 # each user's server: the course environment, JupyterLab with nbgrader's Assignments tab, the course settings
 # LimitedSpawner: LocalProcessSpawner with each server (and its kernels) in a cgroup holding mem_limit, cpu_limit

@@ -22,9 +22,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 grep -hv '^-r ' "$src/requirements.txt" "$src/requirements-dev.txt" > "$work/pins.txt"  # both locks' pins
 if [ "${1:-}" = "--light" ]; then
-  "$env_dir/bin/python" -m pip install --quiet -c "$work/pins.txt" jupyterhub jupyterlab notebook nbgrader nbgitpuller
+  "$env_dir/bin/python" -m pip install --quiet -c "$work/pins.txt" jupyterhub jupyterlab notebook nbgrader nbgitpuller \
+    jupyterhub-ltiauthenticator
 else
-  "$env_dir/bin/python" -m pip install --quiet -r "$src/requirements.txt" -c "$work/pins.txt" jupyterhub
+  "$env_dir/bin/python" -m pip install --quiet -r "$src/requirements.txt" -c "$work/pins.txt" jupyterhub \
+    jupyterhub-ltiauthenticator
 fi
 # the package itself, built from a copy: a build in the checkout would leave build/ behind in it
 mkdir "$work/package"

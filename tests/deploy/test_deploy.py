@@ -68,6 +68,20 @@ def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TLCOURSE_HUB_PASSWORD", "x")
     monkeypatch.setenv("TLCOURSE_HUB_USERS", "a,b")
     assert load().Authenticator.allowed_users == {"a", "b"}
+    monkeypatch.setenv("TLCOURSE_HUB_AUTH", "lti13")
+    with pytest.raises(KeyError, match="TLCOURSE_LTI_ISSUER"):  # no silent default for the platform
+        load()
+    for name, value in {"ISSUER": "https://lms.example", "CLIENT_ID": "10,11", "AUTHORIZE_URL": "https://lms.example/a",
+                        "JWKS_URL": "https://lms.example/jwks", "CONTEXTS": "course-1,course-2"}.items():
+        monkeypatch.setenv(f"TLCOURSE_LTI_{name}", value)
+    lti = load()
+    assert lti.JupyterHub.authenticator_class == "tlcourse.hublti.CourseLTI13Authenticator"
+    assert lti.CourseLTI13Authenticator.client_id == {"10", "11"}
+    assert lti.CourseLTI13Authenticator.contexts == {"course-1", "course-2"}
+    assert lti.CourseLTI13Authenticator.instructors_group == "tlcourse-instructors"
+    monkeypatch.setenv("TLCOURSE_HUB_AUTH", "ldap")
+    with pytest.raises(ValueError, match="choose pam, lti13"):
+        load()
 
 
 def test_hub_setup_script_is_valid_bash() -> None:
@@ -91,3 +105,32 @@ def test_k8s_values() -> None:
         measured = json.loads(hub_json.read_text())
         peak_gb = (measured["server_at_rest_mb"] + measured["kernel_peak_mb"]) / 1024
         assert float(single["memory"]["limit"].rstrip("G")) >= peak_gb
+
+
+def test_lti_authenticator_roles_contexts_and_names() -> None:
+    """The hub's LTI login: role -> admin and hub group; launches from other LMS courses and names that are not
+    course users refused (403), never rewritten."""
+    import asyncio
+
+    from tornado import web
+
+    from tlcourse.hublti import CourseLTI13Authenticator
+
+    claim = "https://purl.imsglobal.org/spec/lti/claim/"
+    auth = CourseLTI13Authenticator(contexts={"course-1"})
+
+    def launch(email: str, role: str = "Learner", context: str = "course-1") -> dict:
+        return asyncio.run(auth.authenticate(None, {
+            "sub": "u1", "email": email, claim + "context": {"id": context},
+            claim + "roles": [f"http://purl.imsglobal.org/vocab/lis/v2/membership#{role}"]}))
+
+    student = launch("Jane@uni.example")
+    assert (student["name"], student["admin"], student["groups"]) == ("jane", False, ["students"])
+    teacher = launch("pat@uni.example", role="Instructor")
+    assert (teacher["admin"], teacher["groups"]) == (True, ["instructors"])
+    assert auth.check_allowed("jane", student) and not auth.check_allowed("jane", None)
+    for bad in ({"email": "jane@uni.example", "context": "course-2"}, {"email": "../etc@uni.example"},
+                {"email": "jane doe@uni.example"}):
+        with pytest.raises(web.HTTPError) as refused:
+            launch(**bad)
+        assert refused.value.status_code == 403

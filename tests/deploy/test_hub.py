@@ -38,6 +38,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PREFIX = "tlchub"  # every user and group this test makes starts with it
 INSTRUCTOR, STUDENTS = f"{PREFIX}-instr", (f"{PREFIX}-alice", f"{PREFIX}-bob")
+LTI_STUDENT, LTI_INSTRUCTOR = f"{PREFIX}-carol", f"{PREFIX}-dana"  # no account until their first launch
 PASSWORD = secrets.token_hex(12)
 MEM_LIMIT_MB = 768  # each user's server and kernels (the light environment has no torch: plenty)
 ARTIFACTS = REPO / "test-artifacts" / "hub"
@@ -98,14 +99,56 @@ class Hub:
 
 
 def _cleanup(base: Path) -> None:
-    for name in (INSTRUCTOR, *STUDENTS):
+    people = (INSTRUCTOR, *STUDENTS, LTI_STUDENT, LTI_INSTRUCTOR)
+    for name in people:
         _sh("pkill", "-KILL", "-u", name, check=False)
     time.sleep(0.5)
-    for name in (INSTRUCTOR, *STUDENTS):
+    for name in people:
         _sh("userdel", "-r", "-f", name, check=False)
     for group in (f"{PREFIX}-students", f"{PREFIX}-instructors"):
         _sh("groupdel", group, check=False)
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _start_hub(log_path: Path, env_dir: Path, exchange: Path, state: Path,
+               auth: dict[str, str]) -> tuple[subprocess.Popen, str, float]:
+    """``deploy/hub/jupyterhub_config.py`` on free loopback ports with the ``auth`` settings; (process, URL, seconds
+    it took to answer)."""
+    port = _free_port()
+    state.mkdir(mode=0o700, exist_ok=True)
+    hub_env = dict(os.environ, TLCOURSE_HUB_ENV=str(env_dir), TLCOURSE_HUB_STATE=str(state),
+                   TLCOURSE_EXCHANGE_ROOT=str(exchange), TLCOURSE_HUB_URL=f"http://127.0.0.1:{port}",
+                   TLCOURSE_HUB_API_PORT=str(_free_port()), TLCOURSE_HUB_PROXY_API=f"http://127.0.0.1:{_free_port()}",
+                   TLCOURSE_HUB_SPAWNER_ARGS="--LabApp.expose_app_in_browser=True",
+                   TLCOURSE_HUB_MEM_LIMIT=f"{MEM_LIMIT_MB}M", TLCOURSE_HUB_CPU_LIMIT="1",
+                   TLCOURSE_HUB_STUDENTS_GROUP=f"{PREFIX}-students",
+                   TLCOURSE_HUB_INSTRUCTORS_GROUP=f"{PREFIX}-instructors",
+                   PATH=f"{env_dir}/bin:{os.environ['PATH']}", **auth)
+    log = open(log_path, "w")  # noqa: SIM115 - the hub writes to it until it stops
+    started = time.monotonic()
+    process = subprocess.Popen([str(env_dir / "bin" / "jupyterhub"), "-f",
+                                str(REPO / "deploy" / "hub" / "jupyterhub_config.py")], cwd=state, env=hub_env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/hub/api/", timeout=5):
+                return process, url, time.monotonic() - started
+        except OSError:
+            if process.poll() is not None or time.monotonic() - started > 120:
+                log.flush()
+                _stop_hub(process)
+                pytest.fail("JupyterHub did not start:\n" + log_path.read_text()[-4000:])
+            time.sleep(0.5)
+
+
+def _stop_hub(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, 15)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
 
 
 @pytest.fixture(scope="module")
@@ -133,40 +176,15 @@ def hub() -> Iterator[Hub]:
         shutil.copytree(REPO / "solutions" / WARMUP, course / "solutions" / WARMUP)
         (course / "course").mkdir()  # nbgrader keeps its gradebook here (nbgrader_config.py)
         _sh("chown", "-R", f"{INSTRUCTOR}:{INSTRUCTOR}", str(course))
-        port = _free_port()
-        hub_env = dict(os.environ, TLCOURSE_HUB_ENV=str(env_dir), TLCOURSE_HUB_STATE=str(state),
-                       TLCOURSE_EXCHANGE_ROOT=str(exchange), TLCOURSE_HUB_URL=f"http://127.0.0.1:{port}",
-                       TLCOURSE_HUB_API_PORT=str(_free_port()), TLCOURSE_HUB_PROXY_API=f"http://127.0.0.1:{_free_port()}",
-                       TLCOURSE_HUB_AUTH="dummy", TLCOURSE_HUB_PASSWORD=PASSWORD,
-                       TLCOURSE_HUB_USERS=",".join([INSTRUCTOR, *STUDENTS]), TLCOURSE_HUB_ADMINS=INSTRUCTOR,
-                       TLCOURSE_HUB_SPAWNER_ARGS="--LabApp.expose_app_in_browser=True",
-                       TLCOURSE_HUB_MEM_LIMIT=f"{MEM_LIMIT_MB}M", TLCOURSE_HUB_CPU_LIMIT="1",
-                       PATH=f"{env_dir}/bin:{os.environ['PATH']}")
-        log = open(base / "hub.log", "w")  # noqa: SIM115 - closed at the end
-        started = time.monotonic()
-        process = subprocess.Popen([str(env_dir / "bin" / "jupyterhub"), "-f",
-                                    str(REPO / "deploy" / "hub" / "jupyterhub_config.py")], cwd=state, env=hub_env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/hub/api/", timeout=5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() - started > 120:
-                    log.flush()
-                    pytest.fail("JupyterHub did not start:\n" + (base / "hub.log").read_text()[-4000:])
-                time.sleep(0.5)
+        process, url, hub_start = _start_hub(base / "hub.log", env_dir, exchange, state, {
+            "TLCOURSE_HUB_AUTH": "dummy", "TLCOURSE_HUB_PASSWORD": PASSWORD,
+            "TLCOURSE_HUB_USERS": ",".join([INSTRUCTOR, *STUDENTS]), "TLCOURSE_HUB_ADMINS": INSTRUCTOR})
         hub = Hub(url, base, env_dir, exchange, course,
-                  {"setup (light environment)": setup_seconds, "hub start": time.monotonic() - started})
+                  {"setup (light environment)": setup_seconds, "hub start": hub_start})
         yield hub
     finally:
         if process is not None:
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
+            _stop_hub(process)
         _cleanup(base)
 
 
@@ -238,6 +256,7 @@ def _fetch_feedback(hub: Hub, browser, user: str) -> str:
 def _class_repository(base: Path) -> Iterator[str]:
     """A class repository (the released warm-up) served read-only by ``git daemon`` on loopback; yields its URL.
     (A daemon, not a file:// path: git refuses to clone a local repository owned by another user.)"""
+    base = Path(tempfile.mkdtemp(prefix="class-", dir=base))  # one per use: two tests serve it
     work, served = base / "class-work", base / "git"
     shutil.copytree(REPO / "lessons" / WARMUP, work / "lessons" / WARMUP)
     (work / "README.md").write_text("the class copy\n")
@@ -300,6 +319,76 @@ def test_a_lesson_link_opens_the_lesson_on_the_hub(hub: Hub, tmp_path: Path) -> 
             shutil.rmtree(home / "tlcourse", ignore_errors=True)
             for workspace in (home / ".jupyter" / "lab" / "workspaces").glob("*.jupyterlab-workspace"):
                 workspace.unlink()
+
+
+def test_an_lms_launch_logs_in_and_opens_the_lesson(hub: Hub, tmp_path: Path) -> None:
+    """LTI 1.3 (tlcourse.hublti on jupyterhub-ltiauthenticator) against a local platform: a student who never had an
+    account clicks the lesson in the LMS, gets a Unix account in the students' group, and lands in that lesson; an
+    instructor's launch makes a hub admin; a launch from another LMS course and a forged id_token are refused."""
+    from playwright.sync_api import sync_playwright
+    from support.lti_platform import Member, Platform
+
+    from tlcourse.launch import gitpuller_url
+
+    platform = Platform(client_id="tool-1000", deployment_id="dep-1", redirect_uris=[], members=[
+        Member("u-carol", f"{LTI_STUDENT}@uni.example", "Carol"),
+        Member("u-dana", f"{LTI_INSTRUCTOR}@uni.example", "Dana", role="instructor")]).start()
+    process = None
+    lesson = f"lessons/{WARMUP}/{WARMUP}.ipynb"
+    try:
+        process, url, _ = _start_hub(hub.base / "hub-lti.log", hub.env_dir, hub.exchange, hub.base / "state-lti", {
+            "TLCOURSE_HUB_AUTH": "lti13", "TLCOURSE_LTI_ISSUER": platform.issuer,
+            "TLCOURSE_LTI_CLIENT_ID": platform.client_id, "TLCOURSE_LTI_AUTHORIZE_URL": platform.endpoint("authorize"),
+            "TLCOURSE_LTI_JWKS_URL": platform.endpoint("jwks"), "TLCOURSE_LTI_CONTEXTS": platform.context_id})
+        platform.tool_login_url = f"{url}/hub/lti13/oauth_login"
+        platform.redirect_uris = [f"{url}/hub/lti13/oauth_callback"]
+        with _class_repository(hub.base) as repo, sync_playwright() as pw:
+            platform.target_link_uri = gitpuller_url(url, repo, "main", lesson, target="tlcourse")
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                _lti_launches(browser, platform, url, lesson)
+            finally:
+                browser.close()
+    finally:
+        platform.stop()
+        if process is not None:
+            _stop_hub(process)
+    assert platform.errors == [], platform.errors
+    account = pwd.getpwnam(LTI_STUDENT)
+    assert f"{PREFIX}-students" in _sh("id", "-nG", LTI_STUDENT).stdout.split()
+    assert oct(os.stat(account.pw_dir).st_mode & 0o777) == "0o700"
+    cloned = Path(account.pw_dir) / "tlcourse" / lesson
+    assert cloned.is_file() and cloned.stat().st_uid == account.pw_uid
+    assert f"{PREFIX}-instructors" in _sh("id", "-nG", LTI_INSTRUCTOR).stdout.split()
+
+
+def _lti_launches(browser, platform, url: str, lesson: str) -> None:
+    student = browser.new_context().new_page()
+    student.goto(f"{platform.url}/launch?user={LTI_STUDENT}", wait_until="domcontentloaded", timeout=60_000)
+    student.wait_for_url(f"**/user/{LTI_STUDENT}/lab/tree/tlcourse/{lesson}*", timeout=180_000)
+    student.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                              f"&& window.jupyterapp.shell.currentWidget.context.path === 'tlcourse/{lesson}'",
+                              timeout=120_000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    student.screenshot(path=str(ARTIFACTS / "lti-student-lesson.png"))
+    assert student.goto(f"{url}/hub/admin", wait_until="domcontentloaded").status == 403, "a student is no admin"
+    teacher = browser.new_context().new_page()
+    teacher.goto(f"{platform.url}/launch?user={LTI_INSTRUCTOR}", wait_until="domcontentloaded", timeout=60_000)
+    teacher.wait_for_url(f"**/user/{LTI_INSTRUCTOR}/**", timeout=180_000)
+    assert teacher.goto(f"{url}/hub/admin", wait_until="domcontentloaded").status == 200, "an instructor is admin"
+    for change, expected in (({"context_id": "course-9999"}, "not for this hub"), ({"forge": True}, "")):
+        stranger = browser.new_context().new_page()
+        saved = {k: getattr(platform, k) for k in change}
+        for key, value in change.items():
+            setattr(platform, key, value)
+        try:
+            with stranger.expect_response(lambda r: "/hub/lti13/oauth_callback" in r.url, timeout=60_000) as answer:
+                stranger.goto(f"{platform.url}/launch?user={LTI_STUDENT}", wait_until="domcontentloaded")
+            assert answer.value.status in (400, 401, 403), (change, answer.value.status)
+            assert expected in answer.value.text(), (change, answer.value.text()[-2000:])
+        finally:
+            for key, value in saved.items():
+                setattr(platform, key, value)
 
 
 _BOMB = """async (code) => {

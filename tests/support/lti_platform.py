@@ -90,6 +90,7 @@ class Platform:
     seen_jti: set[str] = field(default_factory=set)
     tool_login_url: str = ""
     target_link_uri: str = ""
+    forge: bool = False  # sign id_tokens with a key the JWKS does not hold (a forged launch)
 
     # ----------------------------------------------------------------------------------------------- URLs
     @property
@@ -130,7 +131,8 @@ class Platform:
                         "lineitems": self.line_items_url},
             NRPS_CLAIM: {"context_memberships_url": self.members_url, "service_versions": ["2.0"]},
         }
-        return jwt.encode(claims, pem(self.key), algorithm="RS256", headers={"kid": self.kid})
+        key = new_key() if self.forge else self.key
+        return jwt.encode(claims, pem(key), algorithm="RS256", headers={"kid": self.kid})
 
     def jwks(self) -> dict:
         public = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
@@ -196,7 +198,9 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
         # ------------------------------------------------------------------------------------ GET
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             path, query = self._route()
-            if path == "/jwks":
+            if path == "/favicon.ico":  # a browser's own request, not the tool's
+                self._send(204, b"", "image/x-icon")
+            elif path == "/jwks":
                 self._send(200, platform.jwks())
             elif path == "/launch":
                 self._launch(query)
