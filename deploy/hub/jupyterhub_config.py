@@ -12,7 +12,14 @@ EXCHANGE = os.environ.get("TLCOURSE_EXCHANGE_ROOT", "/srv/nbgrader/exchange")
 STUDENTS = os.environ.get("TLCOURSE_HUB_STUDENTS_GROUP", "tlcourse-students")
 INSTRUCTORS = os.environ.get("TLCOURSE_HUB_INSTRUCTORS_GROUP", "tlcourse-instructors")
 
-c.JupyterHub.bind_url = os.environ.get("TLCOURSE_HUB_URL", "http://:8000")  # put TLS in front (nginx, Caddy)
+# TLS: the hub's own (a certificate and key, e.g. from certbot) or a proxy in front (Caddy, nginx; INSTRUCTORS.md)
+CERT, KEY = os.environ.get("TLCOURSE_HUB_SSL_CERT", ""), os.environ.get("TLCOURSE_HUB_SSL_KEY", "")
+if bool(CERT) != bool(KEY):
+    raise ValueError("set both TLCOURSE_HUB_SSL_CERT and TLCOURSE_HUB_SSL_KEY, or neither")
+if CERT:
+    c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = CERT, KEY
+c.JupyterHub.bind_url = os.environ.get("TLCOURSE_HUB_URL", "https://:443" if CERT else "http://:8000")
+HTTPS = CERT or c.JupyterHub.bind_url.startswith("https") or os.environ.get("TLCOURSE_HUB_BEHIND_TLS") == "1"
 c.JupyterHub.hub_port = int(os.environ.get("TLCOURSE_HUB_API_PORT", "8081"))
 c.ConfigurableHTTPProxy.api_url = os.environ.get("TLCOURSE_HUB_PROXY_API", "http://127.0.0.1:8001")
 c.JupyterHub.db_url = f"sqlite:///{STATE}/jupyterhub.sqlite"
@@ -41,6 +48,8 @@ elif AUTH == "lti13":
     lti.username_prefix = os.environ.get("TLCOURSE_LTI_USERNAME_PREFIX", "")
     lti.contexts = set(os.environ.get("TLCOURSE_LTI_CONTEXTS", "").split(",")) - {""}  # LMS course ids (empty: any)
     lti.students_group, lti.instructors_group = STUDENTS, INSTRUCTORS
+    if HTTPS:  # the LMS posts the launch from its own site: the login's state cookie must cross sites
+        c.JupyterHub.tornado_settings = {"cookie_options": {"SameSite": "None", "Secure": True}}
 elif AUTH == "pam":
     c.JupyterHub.authenticator_class = "pam"
     c.PAMAuthenticator.allowed_groups = {STUDENTS, INSTRUCTORS}

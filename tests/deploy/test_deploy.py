@@ -79,6 +79,16 @@ def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lti.CourseLTI13Authenticator.client_id == {"10", "11"}
     assert lti.CourseLTI13Authenticator.contexts == {"course-1", "course-2"}
     assert lti.CourseLTI13Authenticator.instructors_group == "tlcourse-instructors"
+    assert "tornado_settings" not in lti.JupyterHub, "plain http (the loopback test): the default cookies"
+    monkeypatch.setenv("TLCOURSE_HUB_SSL_CERT", "/etc/letsencrypt/live/hub/fullchain.pem")
+    with pytest.raises(ValueError, match="both"):
+        load()
+    monkeypatch.setenv("TLCOURSE_HUB_SSL_KEY", "/etc/letsencrypt/live/hub/privkey.pem")
+    tls = load()
+    assert tls.JupyterHub.bind_url == "https://:443" and tls.JupyterHub.ssl_key.endswith("privkey.pem")
+    assert tls.JupyterHub.tornado_settings["cookie_options"] == {"SameSite": "None", "Secure": True}
+    for name in ("SSL_CERT", "SSL_KEY"):
+        monkeypatch.delenv(f"TLCOURSE_HUB_{name}")
     monkeypatch.setenv("TLCOURSE_HUB_AUTH", "ldap")
     with pytest.raises(ValueError, match="choose pam, lti13"):
         load()
