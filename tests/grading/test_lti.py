@@ -7,15 +7,16 @@ types and every score payload, and keeps what it received.
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from grading.test_lms_roundtrip import FEATURES, WARMUP, _grade, _root, _submitted
-from support.course import run_tlcourse
 from support.lti_platform import Member, Platform, new_key, pem
 
 from tlcourse.grading.ags import push_grades
+from tlcourse.grading.cli import main
 from tlcourse.grading.course import CourseError, course_dir, load_nbgrader_config, open_gradebook
 from tlcourse.lti import IdentityError, identity
 
@@ -27,19 +28,12 @@ MEMBERS = [Member("u-jane", "jane@uni.example", "Jane Smith"), Member("u-john", 
            Member("u-odd", "Odd Name!@uni.example", "Odd")]
 
 
-@pytest.fixture
-def lms(tmp_path: Path) -> tuple[Platform, Path]:
-    """A platform with the course's tool registered, and a course whose warm-up is graded: jane on time (8/8),
-    john 34 h late (6/8, two started days at 10 %), ann absent (0 after the due date), fay awaiting manual grading,
-    zoe graded but not in the LMS course."""
-    tool_key = new_key()
-    platform = Platform(client_id="tool-1000", deployment_id="dep-1", redirect_uris=[],
-                        tool_public_key=tool_key.public_key(), members=list(MEMBERS)).start()
-    root = _root(tmp_path, extra="c.Tlcourse.lti = " + repr({
-        "issuer": platform.issuer, "client_id": platform.client_id, "token_url": platform.endpoint("token"),
-        "key_file": "lti_tool.pem", "key_id": "tool-key-1", "line_items": platform.line_items_url,
-        "members": platform.members_url}) + "\n")
-    (root / "lti_tool.pem").write_bytes(pem(tool_key))
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A course whose warm-up is graded: jane on time (8/8), john 34 h late (6/8, two started days at 10 %), ann
+    absent (0 after the due date), fay awaiting manual grading, zoe graded but not in the LMS course. Made once;
+    each test works on a copy."""
+    root = _root(tmp_path_factory.mktemp("graded"))
     coursedir = course_dir(load_nbgrader_config(root))
     with open_gradebook(coursedir) as gb:
         for sid in ("jane", "john", "ann", "fay", "zoe"):
@@ -48,6 +42,22 @@ def lms(tmp_path: Path) -> tuple[Platform, Path]:
     _submitted(root, "jane", **{"timestamp.txt": "2026-11-15 20:00:00.000000 UTC"})
     _submitted(root, "john", **{"timestamp.txt": "2026-11-17 09:59:00.000000 UTC"})
     _submitted(root, "zoe", **{"timestamp.txt": "2026-11-15 20:00:00.000000 UTC"})
+    return root
+
+
+@pytest.fixture
+def lms(graded: Path, tmp_path: Path) -> tuple[Platform, Path]:
+    """A platform with the course's tool registered, and a copy of the graded course that knows it."""
+    tool_key = new_key()
+    platform = Platform(client_id="tool-1000", deployment_id="dep-1", redirect_uris=[],
+                        tool_public_key=tool_key.public_key(), members=list(MEMBERS)).start()
+    root = Path(shutil.copytree(graded, tmp_path / "root", symlinks=True))
+    config = root / "nbgrader_config.py"
+    config.write_text(config.read_text().replace(str(graded), str(root)) + "c.Tlcourse.lti = " + repr({
+        "issuer": platform.issuer, "client_id": platform.client_id, "token_url": platform.endpoint("token"),
+        "key_file": "lti_tool.pem", "key_id": "tool-key-1", "line_items": platform.line_items_url,
+        "members": platform.members_url}) + "\n")
+    (root / "lti_tool.pem").write_bytes(pem(tool_key))
     yield platform, root
     platform.stop()
 
@@ -114,19 +124,22 @@ def test_push_needs_the_tool_registration(tmp_path: Path) -> None:
     with pytest.raises(CourseError, match="c.Tlcourse.lti needs"):
         push_grades(WARMUP, root=root, now=NOW)
     root2 = _root(tmp_path / "two")
-    done = run_tlcourse("push-grades", "--assignment", WARMUP, "--dry-run", "--root", str(root2))
-    assert done.returncode == 2 and "c.Tlcourse.lti needs" in done.stderr
+    assert main(["push-grades", "--assignment", WARMUP, "--dry-run", "--root", str(root2)]) == 2
 
 
-def test_cli_push_and_dry_run(lms: tuple[Platform, Path]) -> None:
+def test_cli_push_and_dry_run(lms: tuple[Platform, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """The command as an instructor types it (the parser and the command in this process: no second start of
+    Python; the subprocess form of the CLI is tested by the other commands)."""
     platform, root = lms
-    dry = run_tlcourse("push-grades", "--assignment", WARMUP, "--dry-run", "--root", str(root))
-    assert dry.returncode == 0, dry.stderr
-    assert "3 would send" in dry.stdout and platform.scores == []
-    done = run_tlcourse("push-grades", "--assignment", WARMUP, "--root", str(root))
-    assert done.returncode == 0, done.stderr
-    assert "3 sent" in done.stdout and "not in the LMS course" in done.stdout and len(platform.scores) == 3
-    assert FEATURES not in done.stdout  # one assignment at a time
+    assert main(["push-grades", "--assignment", WARMUP, "--dry-run", "--root", str(root)]) == 0
+    dry = capsys.readouterr().out
+    assert "3 would send" in dry and platform.scores == []
+    assert main(["push-grades", "--assignment", WARMUP, "--root", str(root)]) == 0
+    done = capsys.readouterr()
+    assert "3 sent" in done.out and "not in the LMS course" in done.out and len(platform.scores) == 3
+    assert FEATURES not in done.out  # one assignment at a time
+    assert main(["push-grades", "--assignment", WARMUP, "--root", str(root / "nowhere")]) == 2
+    assert "tlcourse push-grades:" in capsys.readouterr().err
 
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"

@@ -142,6 +142,11 @@ class PushReport:
     def count(self, action: str) -> int:
         return sum(line.action.startswith(action) for line in self.lines)
 
+    def summary(self) -> str:
+        verb = "would send" if self.dry_run else "sent"
+        return (f"{self.count(verb)} {verb}, {self.count('unchanged')} unchanged, {self.count('kept empty')} kept "
+                f"empty, {self.count('not in the LMS')} not in the LMS course · line item {self.line_item}")
+
     def table(self) -> str:
         width = max([len(line.student) for line in self.lines] + [7])
         rows = [f"{'student':<{width}}  {'score':>6}  action"]

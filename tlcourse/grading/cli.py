@@ -248,9 +248,7 @@ def _cmd_push_grades(args: argparse.Namespace) -> int:
 
     report = push_grades(args.assignment, root=args.root, dry_run=args.dry_run)
     print(report.table())
-    verb = "would send" if args.dry_run else "sent"
-    print(f"{report.count(verb)} {verb}, {report.count('unchanged')} unchanged, {report.count('kept empty')} kept "
-          f"empty, {report.count('not in the LMS')} not in the LMS course · line item {report.line_item}")
+    print(report.summary())
     return 0
 
 
