@@ -3,13 +3,18 @@
 :class:`CourseLTI13Authenticator` is ``jupyterhub-ltiauthenticator``'s ``LTI13Authenticator`` (the OIDC launch,
 the platform's signature, nonce and state checked there) with the course's own rules on top:
 
+* only the launch callback logs anyone in: the hub's other routes that call an authenticator (the login form,
+  the token API) get nothing, since their data was never signed by the platform;
 * the username and role come from :func:`tlcourse.lti.identity` — the same rule the grade push uses to address
-  scores; a launch whose name is not a safe course user is refused (403), never rewritten;
-* only launches from the LMS courses listed in ``contexts`` may log in (several courses can share one platform;
-  empty: any course of the registered tool);
-* instructors (LTI instructor/TA roles) are hub admins and in the ``instructors`` hub group, students in
-  ``students``; the groups are the hub's (``manage_groups``) and, for a new account, the Unix group it is made in;
-* a Unix account is created at the first launch (``useradd -m``, home mode 0700), so nobody adds users by hand.
+  scores (e-mails only on the institution's ``email_domains``); a launch whose name is not a safe course user is
+  refused (403), never rewritten;
+* a name stays bound to the platform's ``sub`` of its first launch (``bindings_file``): a later launch with another
+  ``sub`` — a student who changed their e-mail to someone else's — is refused;
+* only launches from the LMS courses in ``contexts`` (and, when listed, ``deployment_ids``) may log in;
+* an existing Unix account is used only if it is a course account (uid >= 1000, in the students' or instructors'
+  group): never ``root`` or a staff login; otherwise the first launch creates it (``useradd -m``, home 0700);
+* instructors (LTI instructor/TA roles) are hub admins and in the ``instructors`` hub and Unix groups, students in
+  ``students``, re-synced at every launch (a TA who loses the role loses the group).
 
 Example:
     >>> CourseLTI13Authenticator(username_source="sub", username_prefix="lti-").create_system_users
@@ -18,11 +23,18 @@ Example:
 
 from __future__ import annotations
 
+import grp
+import json
+import os
+import pwd
 import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.auth import LocalAuthenticator
 from ltiauthenticator.lti13.auth import LTI13Authenticator
+from ltiauthenticator.lti13.handlers import LTI13CallbackHandler
 from tornado import web
 from traitlets import Bool, Set, Unicode
 
@@ -36,9 +48,12 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
 
     username_source = Unicode("email", config=True, help="tlcourse.lti.USERNAME_SOURCES key: email, sub, sourcedid")
     username_prefix = Unicode("", config=True, help="put before every username (e.g. 'lti-' with source 'sub')")
-    contexts = Set(Unicode(), config=True, help="LMS course (context) ids whose launches may log in; empty: any")
-    students_group = Unicode("tlcourse-students", config=True, help="Unix group of new student accounts")
-    instructors_group = Unicode("tlcourse-instructors", config=True, help="Unix group of new instructor accounts")
+    email_domains = Set(Unicode(), config=True, help="the institution's e-mail domains (needed by the email source)")
+    contexts = Set(Unicode(), config=True, help="LMS course (context) ids whose launches may log in")
+    deployment_ids = Set(Unicode(), config=True, help="the tool's deployment ids on the platform (empty: any)")
+    students_group = Unicode("tlcourse-students", config=True, help="Unix group of student accounts")
+    instructors_group = Unicode("tlcourse-instructors", config=True, help="Unix group of instructor accounts")
+    bindings_file = Unicode("lti-users.json", config=True, help="name -> platform sub of its first launch (root only)")
     create_system_users = Bool(True, config=True)
     manage_groups = Bool(True, config=True)
 
@@ -46,27 +61,81 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
         super().__init__(**kwargs)
         self._roles: dict[str, str] = {}  # username -> role of its latest launch (the hub sets groups after add_user)
 
-    async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def authenticate(self, handler: Any, data: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        if not isinstance(handler, LTI13CallbackHandler):
+            return None  # the login form or the token API: data nobody signed
         claims = data or {}
         try:
-            who = identity(claims, self.username_source, prefix=self.username_prefix)
+            who = identity(claims, self.username_source, prefix=self.username_prefix, domains=self.email_domains)
         except IdentityError as exc:
             raise web.HTTPError(403, str(exc)) from None
-        if self.contexts and who.context not in self.contexts:
+        if not self.contexts or who.context not in self.contexts:
             raise web.HTTPError(403, f"launches from LMS course {who.context!r} are not for this hub")
+        deployment = str(claims.get("https://purl.imsglobal.org/spec/lti/claim/deployment_id", ""))
+        if self.deployment_ids and deployment not in self.deployment_ids:
+            raise web.HTTPError(403, f"deployment {deployment!r} of the tool is not this hub's")
+        members = self._course_account(who.name)
+        self._bind(who.name, str(claims.get("sub", "")))
+        self._sync_group(who.name, who.role, members)
         self._roles[who.name] = who.role
         group = "instructors" if who.role == "instructor" else "students"
         return {"name": who.name, "admin": who.role == "instructor", "groups": [group],
                 "auth_state": {"context": who.context, "sub": claims.get("sub", "")}}
 
     def check_allowed(self, username: str, authentication: dict[str, Any] | None = None) -> bool:
-        return authentication is not None  # the platform vouched for the launch (and authenticate checked it)
+        return authentication is not None  # only authenticate's own models reach here (the callback's)
+
+    def _bind(self, name: str, sub: str) -> None:
+        """Keep ``name`` to the ``sub`` of its first launch; another ``sub`` for the same name is refused."""
+        path = Path(self.bindings_file)
+        bound = json.loads(path.read_text()) if path.is_file() else {}
+        if not sub:
+            raise web.HTTPError(403, "the launch names no user (sub)")
+        if bound.get(name, sub) != sub:
+            raise web.HTTPError(403, f"the account {name!r} belongs to another LMS user")
+        if name not in bound:
+            bound[name] = sub
+            fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".lti-users.")
+            with os.fdopen(fd, "w") as out:
+                json.dump(bound, out, indent=1, sort_keys=True)
+            os.replace(tmp, path)  # 0600 from mkstemp: the hub's state, root only
+
+    def _course_account(self, name: str) -> dict[str, bool] | None:
+        """An existing account must be a course account (uid >= 1000, in a course group): its group memberships;
+        ``None`` when there is no account yet (add_system_user makes it)."""
+        try:
+            account = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        members = {g: name in _members(g) for g in (self.students_group, self.instructors_group)}
+        if account.pw_uid < 1000 or not any(members.values()):
+            raise web.HTTPError(403, f"{name!r} is a system account of this machine, not a course account")
+        return members
+
+    def _sync_group(self, name: str, role: str, members: dict[str, bool] | None) -> None:
+        """The Unix group follows the role of this launch (a TA who loses the role loses the group)."""
+        if members is None:
+            return
+        wanted = self.instructors_group if role == "instructor" else self.students_group
+        for group, member in members.items():
+            if member != (group == wanted):
+                _run(["gpasswd", "-a" if group == wanted else "-d", name, group])
 
     def add_system_user(self, user: Any) -> None:
         """A new Unix account, in the Unix group of the role its launch carried."""
         group = self.instructors_group if self._roles.get(user.name) == "instructor" else self.students_group
-        cmd = ["useradd", "-m", "-K", "HOME_MODE=0700", "-G", group, user.name]
-        self.log.info("Creating user: %s", " ".join(cmd))
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise RuntimeError(f"failed to create system user {user.name}: {done.stdout}{done.stderr}")
+        self.log.info("Creating user: %s in %s", user.name, group)
+        _run(["useradd", "-m", "-K", "HOME_MODE=0700", "-G", group, user.name])
+
+
+def _members(group: str) -> list[str]:
+    try:
+        return grp.getgrnam(group).gr_mem
+    except KeyError:
+        return []
+
+
+def _run(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {done.stdout}{done.stderr}")

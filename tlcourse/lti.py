@@ -6,15 +6,18 @@ scores. :func:`identity` turns either record into a course user: a **username** 
 :data:`USERNAME_SOURCES` (the e-mail's local part, the platform's opaque ``sub``, or the SIS id), a **role**
 (``instructor`` for the LTI instructor and teaching-assistant roles and institution administrators, else
 ``student``) and the LMS course (**context**). A username must be a course id and a Unix login at once
-(:data:`COURSE_USER`: lower-case letters, digits, ``.`` and ``-``, starting with a letter, at most 32): anything
-else is refused with :class:`IdentityError`, never rewritten (two rewritten names could collide into one account).
+(:data:`COURSE_USER`: ASCII lower-case letters, digits, ``.`` and ``-``, starting with a letter, at most 32):
+anything else is refused with :class:`IdentityError`, never rewritten (two rewritten names could collide into one
+account). The e-mail source drops the domain, so it is only accepted with the list of domains the institution
+controls (``domains``): ``jane@uni.example`` and ``jane@gmail.com`` would otherwise be one account, and a student
+who sets an instructor's local part on another domain would become them.
 
 Example:
     >>> claims = {"sub": "8f2e", "email": "Jane.Doe@uni.example",
     ...           "https://purl.imsglobal.org/spec/lti/claim/roles":
     ...               ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
     ...           "https://purl.imsglobal.org/spec/lti/claim/context": {"id": "course-4401"}}
-    >>> identity(claims)
+    >>> identity(claims, domains={"uni.example"})
     Identity(name='jane.doe', role='student', context='course-4401')
     >>> identity({"user_id": "8f2e", "roles": ["Instructor"]}, "sub", prefix="lti-", member=True).name
     'lti-8f2e'
@@ -49,13 +52,9 @@ class IdentityError(ValueError):
     """A launch or a member that cannot be a course user; the message says why and what to configure."""
 
 
-def _local_part(value: Any) -> str:
-    return str(value or "").partition("@")[0]
-
-
 #: Where a username comes from: source -> (read it from an id_token's claims, read it from an NRPS member).
 USERNAME_SOURCES: dict[str, tuple[Callable[[Mapping[str, Any]], Any], Callable[[Mapping[str, Any]], Any]]] = {
-    "email": (lambda c: _local_part(c.get("email")), lambda m: _local_part(m.get("email"))),
+    "email": (lambda c: c.get("email"), lambda m: m.get("email")),
     "sub": (lambda c: c.get("sub"), lambda m: m.get("user_id")),
     "sourcedid": (lambda c: (c.get(LIS_CLAIM) or {}).get("person_sourcedid"),
                   lambda m: m.get("lis_person_sourcedid")),
@@ -69,13 +68,26 @@ class Identity:
     context: str  # the LMS course's id ("" in an NRPS member: the list is already one course's)
 
 
-def identity(record: Mapping[str, Any], source: str = "email", *, prefix: str = "", member: bool = False) -> Identity:
+def _from_email(raw: str, domains: frozenset[str] | set[str]) -> str:
+    local, at, domain = raw.rpartition("@")
+    if not domains:
+        raise IdentityError("the e-mail username source needs the institution's e-mail domains (a name from any "
+                            "domain could be anyone's): set them, or use the sub or sourcedid source")
+    if not at or domain.lower() not in domains:
+        raise IdentityError(f"the e-mail {raw!r} is not on one of the course's domains {sorted(domains)}")
+    return local
+
+
+def identity(record: Mapping[str, Any], source: str = "email", *, prefix: str = "", member: bool = False,
+             domains: frozenset[str] | set[str] = frozenset()) -> Identity:
     """The course user of an id_token's claims (or, with ``member=True``, of an NRPS member record)."""
     if source not in USERNAME_SOURCES:
         raise IdentityError(f"unknown username source {source!r}; choose one of {sorted(USERNAME_SOURCES)}")
-    raw = USERNAME_SOURCES[source][member](record)
-    name = f"{prefix}{str(raw or '').lower()}"  # as given: a space or a newline is refused, not trimmed
-    if not raw or not COURSE_USER.fullmatch(name):
+    raw = str(USERNAME_SOURCES[source][member](record) or "")
+    if source == "email" and raw:
+        raw = _from_email(raw, domains)
+    name = f"{prefix}{raw.lower()}"  # as given: a space or a newline is refused, not trimmed; ASCII only (no
+    if not raw or not raw.isascii() or not COURSE_USER.fullmatch(name):  # Kelvin sign folding into a "k")
         raise IdentityError(
             f"the {source} of this {'member' if member else 'launch'} ({raw!r}) does not make a course user name "
             f"({COURSE_USER.pattern}, prefix {prefix!r}); choose another username source or a prefix")

@@ -46,10 +46,16 @@ elif AUTH == "lti13":
     lti.jwks_endpoint = os.environ["TLCOURSE_LTI_JWKS_URL"]  # e.g. https://sso.canvaslms.com/api/lti/security/jwks
     lti.username_source = os.environ.get("TLCOURSE_LTI_USERNAME", "email")  # email | sub | sourcedid
     lti.username_prefix = os.environ.get("TLCOURSE_LTI_USERNAME_PREFIX", "")
-    lti.contexts = set(os.environ.get("TLCOURSE_LTI_CONTEXTS", "").split(",")) - {""}  # LMS course ids (empty: any)
+    lti.email_domains = set(os.environ.get("TLCOURSE_LTI_EMAIL_DOMAINS", "").split(",")) - {""}  # e.g. uni.example
+    lti.contexts = set(os.environ.get("TLCOURSE_LTI_CONTEXTS", "").split(",")) - {""}  # the LMS course ids
+    if not lti.contexts:  # any course where the tool is deployed would make its teachers admins of this hub
+        raise ValueError("TLCOURSE_LTI_CONTEXTS: name the LMS course(s) whose launches may log in")
+    lti.deployment_ids = set(os.environ.get("TLCOURSE_LTI_DEPLOYMENT_IDS", "").split(",")) - {""}
     lti.students_group, lti.instructors_group = STUDENTS, INSTRUCTORS
+    lti.bindings_file = f"{STATE}/lti-users.json"  # each name stays with the LMS user of its first launch
     if HTTPS:  # the LMS posts the launch from its own site: the login's state cookie must cross sites
         c.JupyterHub.tornado_settings = {"cookie_options": {"SameSite": "None", "Secure": True}}
+        lti.uri_scheme = "https"  # behind a proxy the request says http
 elif AUTH == "pam":
     c.JupyterHub.authenticator_class = "pam"
     c.PAMAuthenticator.allowed_groups = {STUDENTS, INSTRUCTORS}

@@ -72,8 +72,11 @@ def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(KeyError, match="TLCOURSE_LTI_ISSUER"):  # no silent default for the platform
         load()
     for name, value in {"ISSUER": "https://lms.example", "CLIENT_ID": "10,11", "AUTHORIZE_URL": "https://lms.example/a",
-                        "JWKS_URL": "https://lms.example/jwks", "CONTEXTS": "course-1,course-2"}.items():
+                        "JWKS_URL": "https://lms.example/jwks"}.items():
         monkeypatch.setenv(f"TLCOURSE_LTI_{name}", value)
+    with pytest.raises(ValueError, match="TLCOURSE_LTI_CONTEXTS"):  # any course's teachers would be admins here
+        load()
+    monkeypatch.setenv("TLCOURSE_LTI_CONTEXTS", "course-1,course-2")
     lti = load()
     assert lti.JupyterHub.authenticator_class == "tlcourse.hublti.CourseLTI13Authenticator"
     assert lti.CourseLTI13Authenticator.client_id == {"10", "11"}
@@ -87,6 +90,7 @@ def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
     tls = load()
     assert tls.JupyterHub.bind_url == "https://:443" and tls.JupyterHub.ssl_key.endswith("privkey.pem")
     assert tls.JupyterHub.tornado_settings["cookie_options"] == {"SameSite": "None", "Secure": True}
+    assert tls.CourseLTI13Authenticator.uri_scheme == "https"
     for name in ("SSL_CERT", "SSL_KEY"):
         monkeypatch.delenv(f"TLCOURSE_HUB_{name}")
     monkeypatch.setenv("TLCOURSE_HUB_AUTH", "ldap")
@@ -117,30 +121,45 @@ def test_k8s_values() -> None:
         assert float(single["memory"]["limit"].rstrip("G")) >= peak_gb
 
 
-def test_lti_authenticator_roles_contexts_and_names() -> None:
-    """The hub's LTI login: role -> admin and hub group; launches from other LMS courses and names that are not
-    course users refused (403), never rewritten."""
+def test_lti_authenticator_roles_contexts_and_names(tmp_path: Path) -> None:
+    """The hub's LTI login: role -> admin and hub group; only the launch callback logs in (the login form and the
+    token API get nothing); launches from other LMS courses or deployments, names that are not course users,
+    e-mails off the institution's domains, a name claimed by a second LMS user and the machine's own accounts are
+    refused (403), never rewritten."""
     import asyncio
 
+    from ltiauthenticator.lti13.handlers import LTI13CallbackHandler
     from tornado import web
 
     from tlcourse.hublti import CourseLTI13Authenticator
 
     claim = "https://purl.imsglobal.org/spec/lti/claim/"
-    auth = CourseLTI13Authenticator(contexts={"course-1"})
+    auth = CourseLTI13Authenticator(contexts={"course-1"}, deployment_ids={"dep-1"}, email_domains={"uni.example"},
+                                    bindings_file=str(tmp_path / "lti-users.json"))
+    callback = LTI13CallbackHandler.__new__(LTI13CallbackHandler)  # the handler type is what counts
 
-    def launch(email: str, role: str = "Learner", context: str = "course-1") -> dict:
-        return asyncio.run(auth.authenticate(None, {
-            "sub": "u1", "email": email, claim + "context": {"id": context},
+    def launch(email: str, role: str = "Learner", context: str = "course-1", sub: str | None = None,
+               deployment: str = "dep-1", handler: object = callback) -> dict | None:
+        return asyncio.run(auth.authenticate(handler, {
+            "sub": sub or f"sub-{email}", "email": email, claim + "context": {"id": context},
+            claim + "deployment_id": deployment,
             claim + "roles": [f"http://purl.imsglobal.org/vocab/lis/v2/membership#{role}"]}))
 
     student = launch("Jane@uni.example")
     assert (student["name"], student["admin"], student["groups"]) == ("jane", False, ["students"])
-    teacher = launch("pat@uni.example", role="Instructor")
+    teacher = launch("tlc-pat@uni.example", role="Instructor")
     assert (teacher["admin"], teacher["groups"]) == (True, ["instructors"])
-    assert auth.check_allowed("jane", student) and not auth.check_allowed("jane", None)
-    for bad in ({"email": "jane@uni.example", "context": "course-2"}, {"email": "../etc@uni.example"},
-                {"email": "jane doe@uni.example"}):
+    assert launch("tlc-pat@uni.example", role="Instructor", handler=object()) is None, "the login form: nothing"
+    assert auth.check_allowed("jane", student)
+    bad_launches = [{"email": "jane@uni.example", "context": "course-2"},  # another LMS course
+                    {"email": "jane@uni.example", "deployment": "dep-9"},  # another deployment of the tool
+                    {"email": "../etc@uni.example"}, {"email": "jane doe@uni.example"},
+                    {"email": "jane@gmail.com"},  # not the institution's domain
+                    {"email": "jane@uni.example", "sub": "someone-else"},  # jane's name, another LMS user
+                    {"email": "root@uni.example"}, {"email": "daemon@uni.example"}]  # the machine's own accounts
+    for bad in bad_launches:
         with pytest.raises(web.HTTPError) as refused:
             launch(**bad)
-        assert refused.value.status_code == 403
+        assert refused.value.status_code == 403, bad
+    assert json.loads((tmp_path / "lti-users.json").read_text()) == {"jane": "sub-Jane@uni.example",
+                                                                      "tlc-pat": "sub-tlc-pat@uni.example"}

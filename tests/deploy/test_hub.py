@@ -339,7 +339,8 @@ def test_an_lms_launch_logs_in_and_opens_the_lesson(hub: Hub, tmp_path: Path) ->
         process, url, _ = _start_hub(hub.base / "hub-lti.log", hub.env_dir, hub.exchange, hub.base / "state-lti", {
             "TLCOURSE_HUB_AUTH": "lti13", "TLCOURSE_LTI_ISSUER": platform.issuer,
             "TLCOURSE_LTI_CLIENT_ID": platform.client_id, "TLCOURSE_LTI_AUTHORIZE_URL": platform.endpoint("authorize"),
-            "TLCOURSE_LTI_JWKS_URL": platform.endpoint("jwks"), "TLCOURSE_LTI_CONTEXTS": platform.context_id})
+            "TLCOURSE_LTI_JWKS_URL": platform.endpoint("jwks"), "TLCOURSE_LTI_CONTEXTS": platform.context_id,
+            "TLCOURSE_LTI_DEPLOYMENT_IDS": platform.deployment_id, "TLCOURSE_LTI_EMAIL_DOMAINS": "uni.example"})
         platform.tool_login_url = f"{url}/hub/lti13/oauth_login"
         platform.redirect_uris = [f"{url}/hub/lti13/oauth_callback"]
         with _class_repository(hub.base) as repo, sync_playwright() as pw:
@@ -359,7 +360,8 @@ def test_an_lms_launch_logs_in_and_opens_the_lesson(hub: Hub, tmp_path: Path) ->
     assert oct(os.stat(account.pw_dir).st_mode & 0o777) == "0o700"
     cloned = Path(account.pw_dir) / "tlcourse" / lesson
     assert cloned.is_file() and cloned.stat().st_uid == account.pw_uid
-    assert f"{PREFIX}-instructors" in _sh("id", "-nG", LTI_INSTRUCTOR).stdout.split()
+    dana = _sh("id", "-nG", LTI_INSTRUCTOR).stdout.split()
+    assert f"{PREFIX}-students" in dana and f"{PREFIX}-instructors" not in dana, "the role of the last launch"
 
 
 def _lti_launches(browser, platform, url: str, lesson: str) -> None:
@@ -376,19 +378,38 @@ def _lti_launches(browser, platform, url: str, lesson: str) -> None:
     teacher.goto(f"{platform.url}/launch?user={LTI_INSTRUCTOR}", wait_until="domcontentloaded", timeout=60_000)
     teacher.wait_for_url(f"**/user/{LTI_INSTRUCTOR}/**", timeout=180_000)
     assert teacher.goto(f"{url}/hub/admin", wait_until="domcontentloaded").status == 200, "an instructor is admin"
-    for change, expected in (({"context_id": "course-9999"}, "not for this hub"), ({"forge": True}, "")):
-        stranger = browser.new_context().new_page()
-        saved = {k: getattr(platform, k) for k in change}
+    assert f"{PREFIX}-instructors" in _sh("id", "-nG", LTI_INSTRUCTOR).stdout.split()
+    carol, dana = platform.members
+    refusals = (({"context_id": "course-9999"}, "not for this hub"),
+                ({"forge": True}, "Signature verification failed"),
+                ({"deployment_id": "dep-9"}, "is not this hub"))
+    for change, expected in refusals:
+        _refused(browser, platform, platform, change, expected)
+    # carol sets her LMS e-mail to dana's: the name stays with the LMS user of its first launch
+    _refused(browser, platform, carol, {"email": dana.email}, "belongs to another LMS user")
+    # dana is no longer an instructor: her next launch takes the instructors' group and the admin page away
+    dana.role = "learner"
+    teacher = browser.new_context().new_page()
+    teacher.goto(f"{platform.url}/launch?user={LTI_INSTRUCTOR}", wait_until="domcontentloaded", timeout=60_000)
+    teacher.wait_for_url(f"**/user/{LTI_INSTRUCTOR}/**", timeout=180_000)
+    assert teacher.goto(f"{url}/hub/admin", wait_until="domcontentloaded").status == 403
+
+
+def _refused(browser, platform, target, change: dict, expected: str) -> None:
+    """A launch with ``change`` made to ``target`` (the platform or a member) is refused at the callback."""
+    stranger = browser.new_context().new_page()
+    saved = {k: getattr(target, k) for k in change}
+    try:
         for key, value in change.items():
-            setattr(platform, key, value)
-        try:
-            with stranger.expect_response(lambda r: "/hub/lti13/oauth_callback" in r.url, timeout=60_000) as answer:
-                stranger.goto(f"{platform.url}/launch?user={LTI_STUDENT}", wait_until="domcontentloaded")
-            assert answer.value.status in (400, 401, 403), (change, answer.value.status)
-            assert expected in answer.value.text(), (change, answer.value.text()[-2000:])
-        finally:
-            for key, value in saved.items():
-                setattr(platform, key, value)
+            setattr(target, key, value)
+        user = LTI_STUDENT if target is platform else target.email.split("@")[0]  # the platform's link for them
+        with stranger.expect_response(lambda r: "/hub/lti13/oauth_callback" in r.url, timeout=60_000) as answer:
+            stranger.goto(f"{platform.url}/launch?user={user}", wait_until="domcontentloaded")
+        assert answer.value.status in (400, 401, 403), (change, answer.value.status)
+        assert expected in answer.value.text(), (change, answer.value.text()[-2000:])
+    finally:
+        for key, value in saved.items():
+            setattr(target, key, value)
 
 
 _BOMB = """async (code) => {

@@ -25,7 +25,9 @@ NOW = datetime(2026, 12, 4, tzinfo=UTC)
 MEMBERS = [Member("u-jane", "jane@uni.example", "Jane Smith"), Member("u-john", "john@uni.example", "John Doe"),
            Member("u-ann", "ann@uni.example", "Ann Absent"), Member("u-fay", "fay@uni.example", "Fay Fox"),
            Member("u-prof", "prof@uni.example", "Pat Prof", role="instructor"),
-           Member("u-odd", "Odd Name!@uni.example", "Odd")]
+           Member("u-odd", "Odd Name!@uni.example", "Odd"),
+           Member("u-jane-gmail", "jane@gmail.com", "Not Jane"),  # another domain: never jane
+           Member("u-zoe1", "zoe@uni.example", "Zoe One"), Member("u-zoe2", "ZOE@uni.example", "Zoe Two")]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def lms(graded: Path, tmp_path: Path) -> tuple[Platform, Path]:
     config.write_text(config.read_text().replace(str(graded), str(root)) + "c.Tlcourse.lti = " + repr({
         "issuer": platform.issuer, "client_id": platform.client_id, "token_url": platform.endpoint("token"),
         "key_file": "lti_tool.pem", "key_id": "tool-key-1", "line_items": platform.line_items_url,
-        "members": platform.members_url}) + "\n")
+        "members": platform.members_url, "email_domains": ["uni.example"]}) + "\n")
     (root / "lti_tool.pem").write_bytes(pem(tool_key))
     yield platform, root
     platform.stop()
@@ -86,6 +88,9 @@ def test_push_sends_final_scores_once(lms: tuple[Platform, Path]) -> None:
     actions = {line.student: line.action for line in first.lines}
     assert actions["fay"] == "kept empty: awaiting manual grading" and actions["zoe"] == "not in the LMS course"
     assert any("Odd Name!" in why for why in first.members_refused), "a member with no course name is said"
+    assert any("gmail.com" in why for why in first.members_refused), "another domain's jane is not jane"
+    assert any("'zoe' is 2 LMS members" in why for why in first.members_refused), "an ambiguous name gets nothing"
+    assert len(platform.members) > 3, "the members came over several pages (Link: rel=next)"
 
     # the client assertion was signed by the tool's key for the token URL, with only the scopes it uses
     assert all(t["assertion"]["aud"] == platform.endpoint("token") for t in platform.tokens)
@@ -113,6 +118,11 @@ def test_push_refuses_what_it_cannot_do_right(lms: tuple[Platform, Path]) -> Non
         push_grades(WARMUP, root=root, now=NOW)
     with pytest.raises(CourseError, match="no gradebook rows"):
         push_grades("99_nothing", root=root, now=NOW)
+    item = next(iter(platform.line_items.values()))
+    item["scoreMaximum"], item["id"] = 8.0, "http://evil.example/line_items/1"  # an answer naming another site
+    with pytest.raises(CourseError, match="another site"):
+        push_grades(WARMUP, root=root, now=NOW)
+    assert not any("evil" in e for e in platform.errors)
     (root / "lti_tool.pem").write_bytes(pem(new_key()))  # not the key the platform knows
     with pytest.raises(CourseError, match="refused the access token: HTTP 401"):
         push_grades(WARMUP, root=root, now=NOW)
@@ -146,7 +156,7 @@ CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 
 
 @pytest.mark.parametrize(("record", "source", "prefix", "member", "expected"), [
-    ({"email": "Jane.Doe@uni.example"}, "email", "", False, ("jane.doe", "student")),
+    ({"email": "Jane.Doe@UNI.example"}, "email", "", False, ("jane.doe", "student")),
     ({"sub": "8f2e", CLAIM + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]}, "sub",
      "lti-", False, ("lti-8f2e", "instructor")),
     ({"sub": "x", CLAIM + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"],
@@ -157,18 +167,31 @@ CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 ])
 def test_identity_one_rule_for_login_and_push(record: dict, source: str, prefix: str, member: bool,
                                               expected: tuple[str, str]) -> None:
-    who = identity(record, source, prefix=prefix, member=member)
+    who = identity(record, source, prefix=prefix, member=member, domains={"uni.example"})
     assert (who.name, who.role) == expected
 
 
 @pytest.mark.parametrize(("record", "source"), [
     ({"email": "../root@x"}, "email"), ({"email": "a/b@x"}, "email"), ({"email": "root\n@x"}, "email"),
     ({"email": "-rf@x"}, "email"), ({"email": "=cmd|' /C calc'!A0@x"}, "email"), ({"sub": "8f2e"}, "sub"),
-    ({"email": ""}, "email"), ({}, "sub"), ({"email": "a" * 40 + "@x"}, "email"), ({"email": "ünï@x"}, "email"),
+    ({"email": "a" * 40 + "@x"}, "email"), ({"email": "ünï@x"}, "email"), ({"email": "\u212aate@x"}, "email"),
+    ({}, "sub"), ({"email": ""}, "email"),
 ])
 def test_identity_refuses_names_that_are_not_course_users(record: dict, source: str) -> None:
-    """Never rewritten into something safe (two rewrites could land on one account): refused, with the reason."""
+    """Never rewritten into something safe (two rewrites could land on one account): refused, with the reason
+    (the Kelvin sign would lower-case into a plain "kate")."""
     with pytest.raises(IdentityError, match="course user name"):
-        identity(record, source)
+        identity(record, source, domains={"x"})
     with pytest.raises(IdentityError, match="unknown username source"):
         identity({"email": "a@x"}, "nickname")
+
+
+def test_email_names_only_on_the_institutions_domains() -> None:
+    """The local part alone would make jane@gmail.com the same account as jane@uni.example."""
+    with pytest.raises(IdentityError, match="needs the institution's e-mail domains"):
+        identity({"email": "jane@uni.example"}, "email")
+    with pytest.raises(IdentityError, match="not on one of the course's domains"):
+        identity({"email": "jane@gmail.com"}, "email", domains={"uni.example"})
+    with pytest.raises(IdentityError, match="not on one of the course's domains"):
+        identity({"email": "jane"}, "email", domains={"uni.example"})
+    assert identity({"email": "jane@uni.example"}, "email", domains={"uni.example"}).name == "jane"

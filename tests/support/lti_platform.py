@@ -211,7 +211,7 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
             elif path.startswith(f"/courses/{platform.context_id}/line_items/") and path.endswith("/results"):
                 self._results(path.split("/")[-2])
             elif path == f"/courses/{platform.context_id}/members":
-                self._members()
+                self._members(int(query.get("page", "1")))
             else:
                 self._refuse(404, "no such page")
 
@@ -260,19 +260,23 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
             if item_id not in platform.line_items:
                 return self._refuse(404, "no such line item")
             users = {s["body"]["userId"] for s in platform.scores if s["item"] == item_id}
-            rows = [{"id": f"{platform.line_items[item_id]['id']}/results/{u}", "userId": u,
+            rows = [{"id": f"{platform.line_items_url}/{item_id}/results/{u}", "userId": u,
                      "resultScore": r["scoreGiven"], "resultMaximum": r["scoreMaximum"],
                      "scoreOf": platform.line_items[item_id]["id"]}
                     for u in sorted(users) if (r := platform.result(item_id, u)) and "scoreGiven" in r]
             self._send(200, rows, MEDIA["results"])
 
-        def _members(self) -> None:
+        def _members(self, page: int) -> None:
+            """Three members a page, the next page in a ``Link`` header (NRPS §2.4.2)."""
             if not self._authorized(NRPS_SCOPE):
                 return
+            chunk = platform.members[3 * (page - 1):3 * page]
+            more = len(platform.members) > 3 * page
             self._send(200, {"id": platform.members_url, "context": {"id": platform.context_id},
                              "members": [{"user_id": m.user_id, "email": m.email, "name": m.name,
-                                          "status": "Active", "roles": [ROLES[m.role]]} for m in platform.members]},
-                       MEDIA["members"])
+                                          "status": "Active", "roles": [ROLES[m.role]]} for m in chunk]},
+                       MEDIA["members"],
+                       {"Link": f'<{platform.members_url}?page={page + 1}>; rel="next"'} if more else None)
 
         # ----------------------------------------------------------------------------------- POST
         def do_POST(self) -> None:  # noqa: N802
@@ -322,7 +326,7 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
                     "label"):
                 return self._refuse(400, "a line item needs a label and a positive scoreMaximum")
             item_id = str(len(platform.line_items) + 1)
-            item = {**body, "id": f"{platform.line_items_url}/{item_id}"}
+            item = {**body, "id": f"{platform.line_items_url}/{item_id}?type_id={item_id}"}  # a query, as Moodle
             platform.line_items[item_id] = item
             self._send(201, item, MEDIA["lineitem"])
 

@@ -19,12 +19,15 @@ Example:
     ...     "line_items": "https://canvas.example/api/lti/courses/7/line_items",
     ...     "members": "https://canvas.example/api/lti/courses/7/names_and_roles"}}}, root="/course").key_file
     '/course/tool.pem'
+    >>> _under("https://moodle.example/mod/lti/services.php/2/lineitems/7/lineitem?type_id=1", "scores")
+    'https://moodle.example/mod/lti/services.php/2/lineitems/7/lineitem/scores?type_id=1'
 """
 
 from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,6 +64,11 @@ class LtiTool:
     key_id: str = ""
     username_source: str = "email"
     username_prefix: str = ""
+    email_domains: str = ""  # comma-separated, as the hub's TLCOURSE_LTI_EMAIL_DOMAINS (the email source needs it)
+
+    @property
+    def domains(self) -> frozenset[str]:
+        return frozenset(d.strip().lower() for d in self.email_domains.split(",") if d.strip())
 
     @classmethod
     def from_config(cls, cfg: Any, root: str | os.PathLike[str] | None = None) -> LtiTool:
@@ -73,7 +81,7 @@ class LtiTool:
             raise CourseError(f"c.Tlcourse.lti has unknown keys {sorted(unknown)}")
         key = Path(os.path.expanduser(str(raw["key_file"])))
         raw["key_file"] = str(key if key.is_absolute() or root is None else Path(root) / key)
-        return cls(**{k: str(v) for k, v in raw.items()})
+        return cls(**{k: ",".join(v) if isinstance(v, list | tuple | set) else str(v) for k, v in raw.items()})
 
     def assertion(self, now: float | None = None) -> str:
         """A fresh client assertion: RS256, ``iss`` = ``sub`` = client id, ``aud`` = token URL, 5 minutes."""
@@ -112,12 +120,31 @@ class _Client:
             raise CourseError(f"the LMS refused {what}: HTTP {answer.status_code} {answer.text[:300]}")
         return answer.json() if answer.content else {}
 
-    def get(self, url: str, media: str, what: str, **params: str) -> Any:
-        answer = self.session.get(url, params=params, timeout=TIMEOUT,
-                                  headers={"Authorization": f"Bearer {self.token}", "Accept": MEDIA[media]})
-        return self._json(answer, what)
+    def checked(self, url: str) -> str:
+        """``url`` if it is on the LMS the course configured (scheme and host of its line items): the bearer token
+        goes nowhere else, whatever URL an answer names."""
+        mine, theirs = urllib.parse.urlsplit(self.tool.line_items), urllib.parse.urlsplit(str(url))
+        if (theirs.scheme, theirs.netloc) != (mine.scheme, mine.netloc):
+            raise CourseError(f"the LMS named a URL on another site ({url!r}); not sending the token there")
+        return str(url)
+
+    def get(self, url: str, media: str, what: str, **params: str) -> list | dict:
+        """The answer; for a list spread over pages (``Link: <…>; rel="next"``), every page's items."""
+        pages: list = []
+        while url:
+            answer = self.session.get(self.checked(url), params=params, timeout=TIMEOUT,
+                                      headers={"Authorization": f"Bearer {self.token}", "Accept": MEDIA[media]})
+            body = self._json(answer, what)
+            if not isinstance(body, list) and media != "members":
+                return body
+            pages += body if isinstance(body, list) else [body]
+            url, params = answer.links.get("next", {}).get("url", ""), {}
+        if media == "members":
+            return {"members": [m for page in pages for m in page.get("members", [])]}
+        return pages
 
     def post(self, url: str, media: str, body: dict, what: str) -> Any:
+        url = self.checked(url)
         answer = self.session.post(url, json=body, timeout=TIMEOUT, headers={
             "Authorization": f"Bearer {self.token}", "Content-Type": MEDIA[media], "Accept": "application/json"})
         return self._json(answer, what)
@@ -156,17 +183,28 @@ class PushReport:
 
 
 def _member_ids(client: _Client, tool: LtiTool) -> tuple[dict[str, str], list[str]]:
-    """NRPS members as {course user name: platform userId}, and the members that make no course name."""
-    found, refused = {}, []
+    """NRPS members as {course user name: platform userId}, and the members that make no course name. A name that
+    two members make is nobody's: a score sent to either could be the other's."""
+    found: dict[str, list[str]] = {}
+    refused = []
     for member in client.get(tool.members, "members", "the course's members").get("members", []):
         if str(member.get("status", "Active")) != "Active":
             continue
         try:
-            found[identity(member, tool.username_source, prefix=tool.username_prefix, member=True).name] = \
-                str(member["user_id"])
+            name = identity(member, tool.username_source, prefix=tool.username_prefix, member=True,
+                            domains=tool.domains).name
+            found.setdefault(name, []).append(str(member["user_id"]))
         except (IdentityError, KeyError) as exc:
             refused.append(str(exc))
-    return found, refused
+    refused += [f"{name!r} is {len(ids)} LMS members: none is sent a score" for name, ids in found.items()
+                if len(ids) > 1]
+    return {name: ids[0] for name, ids in found.items() if len(ids) == 1}, refused
+
+
+def _under(item_id: str, leaf: str) -> str:
+    """``<line item>/<leaf>``, the leaf in the path before any query (Moodle's ids carry ``?type_id=…``)."""
+    parts = urllib.parse.urlsplit(item_id)
+    return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + leaf))
 
 
 def _line_item(client: _Client, tool: LtiTool, assignment: str, maximum: float, create: bool) -> dict | None:
@@ -218,7 +256,7 @@ def push_grades(assignment: str, *, root: str | os.PathLike[str] | None = None, 
     item = _line_item(client, tool, assignment, rows[0].max_score, create=not dry_run)
     results = {} if item is None else {
         str(r.get("userId")): (r.get("resultScore"), r.get("resultMaximum"))
-        for r in client.get(f"{item['id']}/results", "results", "the current results")}
+        for r in client.get(_under(item["id"], "results"), "results", "the current results")}
     report = PushReport(assignment, item["id"] if item else "(to be created)", dry_run=dry_run,
                         members_refused=refused)
     for row in rows:
@@ -237,5 +275,5 @@ def _push_one(client: _Client, item: dict | None, row: Score, members: dict[str,
         return PushLine(row.student_id, user_id, row.cell, "unchanged")
     if dry_run:
         return PushLine(row.student_id, user_id, row.cell, "would send")
-    client.post(f"{item['id']}/scores", "score", _score_body(row, user_id, now), f"{row.student_id}'s score")
+    client.post(_under(item["id"], "scores"), "score", _score_body(row, user_id, now), f"{row.student_id}'s score")
     return PushLine(row.student_id, user_id, row.cell, "sent")
