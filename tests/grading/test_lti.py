@@ -110,6 +110,42 @@ def test_push_sends_final_scores_once(lms: tuple[Platform, Path]) -> None:
     assert third.count("sent") == 1 and _scores(platform)["u-fay"] == 7.0 and len(platform.line_items) == 1
 
 
+def test_push_withdraws_a_score_and_resends_a_changed_comment(lms: tuple[Platform, Path]) -> None:
+    """A score that has no value any more (here: jane's grade reopened for manual grading after the push) is
+    withdrawn from the LMS, once; a result whose comment differs from ours is sent again, once."""
+    platform, root = lms
+    push_grades(WARMUP, root=root, now=NOW)
+    assert platform.result(next(iter(platform.line_items)), "u-jane")["scoreGiven"] == 8.0
+    coursedir = course_dir(load_nbgrader_config(root))
+    with open_gradebook(coursedir) as gb:
+        gb.find_grade("written", WARMUP, WARMUP, "jane").needs_manual_grade = True
+        gb.db.commit()
+    dry = push_grades(WARMUP, root=root, dry_run=True, now=NOW)
+    assert {line.student: line.action for line in dry.lines}["jane"] == "would withdraw: awaiting manual grading"
+    assert len(platform.scores) == 3, "a dry run sends nothing"
+    pushed = push_grades(WARMUP, root=root, now=NOW)
+    assert {line.student: line.action for line in pushed.lines}["jane"] == "withdrawn: awaiting manual grading"
+    assert "1 withdrawn" in pushed.summary() and pushed.count("sent") == 0
+    body = platform.scores[-1]["body"]
+    assert body["userId"] == "u-jane" and "scoreGiven" not in body and body["gradingProgress"] == "PendingManual"
+    assert body["comment"] == "awaiting manual grading" and platform.errors == []
+    assert "u-jane" not in _scores_now(platform), "the LMS has no score for jane any more"
+    assert push_grades(WARMUP, root=root, now=NOW).count("kept empty") == 2 and len(platform.scores) == 4
+    john = next(s for s in reversed(platform.scores) if s["body"]["userId"] == "u-john")
+    john["body"]["comment"] = "edited in the LMS"  # the result's comment is no longer the late rule we send
+    resent = push_grades(WARMUP, root=root, now=NOW)
+    assert [line.student for line in resent.lines if line.action == "sent"] == ["john"]
+    assert "late" in platform.scores[-1]["body"]["comment"]
+    assert push_grades(WARMUP, root=root, now=NOW).count("sent") == 0
+
+
+def _scores_now(platform: Platform) -> dict[str, float]:
+    """Each user's current result on the one line item."""
+    (item,) = platform.line_items
+    users = {s["body"]["userId"] for s in platform.scores}
+    return {u: r["scoreGiven"] for u in users if (r := platform.result(item, u)) and "scoreGiven" in r}
+
+
 def test_push_refuses_what_it_cannot_do_right(lms: tuple[Platform, Path]) -> None:
     platform, root = lms
     push_grades(WARMUP, root=root, now=NOW)

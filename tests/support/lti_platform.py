@@ -262,7 +262,7 @@ def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
             users = {s["body"]["userId"] for s in platform.scores if s["item"] == item_id}
             rows = [{"id": f"{platform.line_items_url}/{item_id}/results/{u}", "userId": u,
                      "resultScore": r["scoreGiven"], "resultMaximum": r["scoreMaximum"],
-                     "scoreOf": platform.line_items[item_id]["id"]}
+                     "scoreOf": platform.line_items[item_id]["id"], **({"comment": r["comment"]} if "comment" in r else {})}
                     for u in sorted(users) if (r := platform.result(item_id, u)) and "scoreGiven" in r]
             self._send(200, rows, MEDIA["results"])
 

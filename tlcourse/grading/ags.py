@@ -8,10 +8,13 @@ RS256 client assertion signed by its private key (IMS Security Framework §4.1),
 and reads the course's members (NRPS) to turn a student id into the platform's ``userId`` with the same rule as
 the hub's login (:func:`tlcourse.lti.identity`).
 
-A push is idempotent: the line item's current results are read first and a score equal to the one there is not
-sent again. ``--dry-run`` reads (token, members, line item, results) and sends nothing. Every student gets a line:
-sent, unchanged, kept empty (awaiting manual grading, withheld, …: :data:`.scores.EMPTY_STATES`), or not in the
-LMS course.
+A push is idempotent: the line item's current results are read first and a score equal to the one there (points,
+maximum, and the comment where the LMS returns one) is not sent again. A score that has no value any more — a
+submission withheld after an earlier push, a grade reopened for manual grading — is withdrawn: the LMS gets a
+score with no points, ``gradingProgress: PendingManual`` and the reason as its comment, which clears the result
+(AGS 2.0 §3.4) and asks a grader to look. ``--dry-run`` reads (token, members, line item, results) and sends
+nothing. Every student gets a line: sent, unchanged, withdrawn, kept empty (awaiting manual grading, withheld, …:
+:data:`.scores.EMPTY_STATES`), or not in the LMS course.
 
 Example:
     >>> LtiTool.from_config({"Tlcourse": {"lti": {"issuer": "https://canvas.example", "client_id": "1000",
@@ -155,7 +158,7 @@ class PushLine:
     student: str
     user_id: str
     score: str  # as sent (or as it would be), or empty
-    action: str  # sent | would send | unchanged | kept empty: … | not in the LMS course
+    action: str  # sent | would send | unchanged | withdrawn: … | would withdraw: … | kept empty: … | not in the LMS
 
 
 @dataclass
@@ -171,8 +174,10 @@ class PushReport:
 
     def summary(self) -> str:
         verb = "would send" if self.dry_run else "sent"
-        return (f"{self.count(verb)} {verb}, {self.count('unchanged')} unchanged, {self.count('kept empty')} kept "
-                f"empty, {self.count('not in the LMS')} not in the LMS course · line item {self.line_item}")
+        withdraw = "would withdraw" if self.dry_run else "withdrawn"
+        return (f"{self.count(verb)} {verb}, {self.count('unchanged')} unchanged, {self.count(withdraw)} {withdraw}, "
+                f"{self.count('kept empty')} kept empty, {self.count('not in the LMS')} not in the LMS course · "
+                f"line item {self.line_item}")
 
     def table(self) -> str:
         width = max([len(line.student) for line in self.lines] + [7])
@@ -226,12 +231,24 @@ def _line_item(client: _Client, tool: LtiTool, assignment: str, maximum: float, 
 
 
 def _score_body(row: Score, user_id: str, now: datetime) -> dict:
-    body = {"userId": user_id, "scoreGiven": row.final, "scoreMaximum": row.max_score,
-            "activityProgress": "Completed" if row.submitted else "Initialized", "gradingProgress": "FullyGraded",
-            "timestamp": now.isoformat(timespec="milliseconds")}
+    """The AGS score for ``row``: its final points, or — with none — a withdrawal awaiting a grader."""
+    body = {"userId": user_id, "activityProgress": "Completed" if row.submitted else "Initialized",
+            "gradingProgress": "FullyGraded", "timestamp": now.isoformat(timespec="milliseconds")}
+    if row.final is None:
+        return {**body, "gradingProgress": "PendingManual", "comment": EMPTY_STATES[row.state]}
+    body |= {"scoreGiven": row.final, "scoreMaximum": row.max_score}
     if row.rule:
         body["comment"] = row.rule  # the late rule that applied, in words
     return body
+
+
+def _same(result: dict | None, row: Score) -> bool:
+    """Is ``result`` (the LMS's, or None) what pushing ``row`` would leave there? A missing comment is not compared:
+    not every LMS returns it."""
+    if result is None or result.get("resultScore") is None:
+        return row.final is None
+    same_comment = "comment" not in result or (result["comment"] or "") == (row.rule or "")
+    return (result["resultScore"], result.get("resultMaximum")) == (row.final, row.max_score) and same_comment
 
 
 def _gradebook_rows(cfg: Any, assignment: str, now: datetime) -> list[Score]:
@@ -255,8 +272,7 @@ def push_grades(assignment: str, *, root: str | os.PathLike[str] | None = None, 
     members, refused = _member_ids(client, tool)
     item = _line_item(client, tool, assignment, rows[0].max_score, create=not dry_run)
     results = {} if item is None else {
-        str(r.get("userId")): (r.get("resultScore"), r.get("resultMaximum"))
-        for r in client.get(_under(item["id"], "results"), "results", "the current results")}
+        str(r.get("userId")): r for r in client.get(_under(item["id"], "results"), "results", "the current results")}
     report = PushReport(assignment, item["id"] if item else "(to be created)", dry_run=dry_run,
                         members_refused=refused)
     for row in rows:
@@ -265,15 +281,14 @@ def push_grades(assignment: str, *, root: str | os.PathLike[str] | None = None, 
 
 
 def _push_one(client: _Client, item: dict | None, row: Score, members: dict[str, str],
-              results: dict[str, tuple[Any, Any]], now: datetime, dry_run: bool) -> PushLine:
+              results: dict[str, dict], now: datetime, dry_run: bool) -> PushLine:
     user_id = members.get(row.student_id, "")
-    if row.final is None:
-        return PushLine(row.student_id, user_id, "", f"kept empty: {EMPTY_STATES[row.state]}")
+    empty = f"{EMPTY_STATES[row.state]}" if row.final is None else ""
+    if (row.final is None and not user_id) or (user_id and _same(results.get(user_id), row)):
+        return PushLine(row.student_id, user_id, row.cell, f"kept empty: {empty}" if empty else "unchanged")
     if not user_id:
         return PushLine(row.student_id, "", row.cell, "not in the LMS course")
-    if results.get(user_id) == (row.final, row.max_score):
-        return PushLine(row.student_id, user_id, row.cell, "unchanged")
     if dry_run:
-        return PushLine(row.student_id, user_id, row.cell, "would send")
+        return PushLine(row.student_id, user_id, row.cell, f"would withdraw: {empty}" if empty else "would send")
     client.post(_under(item["id"], "scores"), "score", _score_body(row, user_id, now), f"{row.student_id}'s score")
-    return PushLine(row.student_id, user_id, row.cell, "sent")
+    return PushLine(row.student_id, user_id, row.cell, f"withdrawn: {empty}" if empty else "sent")
