@@ -70,7 +70,7 @@ bench: setup
 # cpu or gpu for the real one), SOLUTIONS=0 for the class edition (no solutions) in _build/html-class, SITE_OUT=dir
 site: dev
 	$(BIN)/python docs/build.py --profile $(or $(PROFILE),grading) $(if $(filter 0,$(SOLUTIONS)),--no-solutions,) \
-	  $(if $(SITE_OUT),--out $(SITE_OUT),) $(if $(HUB),--hub $(HUB) --class-repo $(CLASS_REPO),)
+	  $(if $(SITE_OUT),--out $(SITE_OUT),) $(if $(HUB),--hub $(HUB) --class-repo $(CLASS_REPO),) $(if $(COLAB),--colab $(COLAB),)
 
 lint: dev
 	$(BIN)/ruff check .

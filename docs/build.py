@@ -68,6 +68,7 @@ class Site:
     hub: str | None = None  # a class's JupyterHub: each lesson page gets an nbgitpuller link to open it there
     class_repo: str | None = None  # ... cloning this class repository (tlcourse publish), at ``branch``
     branch: str = "main"
+    colab: str | None = None  # the class copy on GitHub (tlcourse publish --colab): each lesson page opens it in Colab
     jobs: int = 0  # lessons executed at once (0: one per CPU this build may use, at most 4)
 
     @property
@@ -189,7 +190,7 @@ def _banner(name: str, site: Site) -> str:
             f"noise, ✗ did not hold) are from that run, so numbers differ from run to run and machine to machine. "
             f"Run it yourself: download "
             f"{{download}}`the exercise notebook <../notebooks/{name}.ipynb>` and follow the "
-            f"[set-up](../index.md#set-up).{_hub_link(name, site)}\n```")
+            f"[set-up](../index.md#set-up).{_hub_link(name, site)}{_colab_link(name, site)}\n```")
 
 
 def _hub_link(name: str, site: Site) -> str:
@@ -200,6 +201,16 @@ def _hub_link(name: str, site: Site) -> str:
 
     url = gitpuller_url(site.hub, site.class_repo, site.branch, f"lessons/{name}/{name}.ipynb")
     return f" Or [open it on your class's JupyterHub]({url}): one click logs you in and opens this lesson."
+
+
+def _colab_link(name: str, site: Site) -> str:
+    """A sentence with the link that opens the lesson in Google Colab (none without ``site.colab``)."""
+    if not site.colab:
+        return ""
+    from tlcourse.launch import colab_url
+
+    url = colab_url(site.colab, site.branch, f"lessons/{name}/{name}.ipynb")
+    return f" Or [open it in Google Colab]({url}): nothing to install, its first cell sets the course up there."
 
 
 def lesson_pages(site: Site, src: Path, log: Any = print) -> list[str]:
@@ -303,20 +314,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=0, help="lessons executed at once (default: one per CPU, ≤ 4)")
     parser.add_argument("--hub", default=None, help="a class JupyterHub's URL: lesson pages link to it (nbgitpuller)")
     parser.add_argument("--class-repo", default=None, help="the class repository the hub links clone")
+    parser.add_argument("--colab", default=None, metavar="GITHUB_REPO",
+                        help="the class copy on GitHub (tlcourse publish --colab): lesson pages open it in Colab")
     parser.add_argument("--branch", default="main", help="the class repository's branch")
     args = parser.parse_args(argv)
     if bool(args.hub) != bool(args.class_repo):
         parser.error("--hub and --class-repo go together")
-    if args.hub:
-        from tlcourse.launch import gitpuller_url
+    from tlcourse.launch import colab_url, gitpuller_url
 
-        try:  # a bad URL is an error now, not in the middle of the build
+    try:  # a bad URL is an error now, not in the middle of the build
+        if args.hub:
             gitpuller_url(args.hub, args.class_repo, args.branch, "lessons")
-        except ValueError as exc:
-            parser.error(str(exc))
+        if args.colab:
+            colab_url(args.colab, args.branch, "lessons")
+    except ValueError as exc:
+        parser.error(str(exc))
     out = args.out or ROOT / "_build" / ("html" if args.solutions else "html-class")
     build(Site(args.profile, args.solutions, out.resolve(), args.cache.resolve(), args.work.resolve(),
-               args.cell_timeout, args.hub, args.class_repo, args.branch, args.jobs))
+               args.cell_timeout, args.hub, args.class_repo, args.branch, args.colab, args.jobs))
     return 0
 
 

@@ -271,7 +271,9 @@ def _cmd_links(args: argparse.Namespace) -> int:
     from tlcourse.launch import lesson_links, write_links
 
     try:
-        print(write_links(lesson_links(args.hub, args.repo, args.branch, args.target), args.format), end="")
+        kind = "colab" if args.colab else "hub"
+        links = lesson_links(args.hub, args.repo, args.branch, args.target, kind=kind)
+        print(write_links(links, args.format), end="")
     except ValueError as exc:
         print(f"tlcourse links: {exc}", file=sys.stderr)
         return 2
@@ -281,10 +283,14 @@ def _cmd_links(args: argparse.Namespace) -> int:
 def _add_links(sub: argparse._SubParsersAction) -> None:
     from tlcourse.launch import FORMATS
 
-    p = sub.add_parser("links", help="nbgitpuller links that open each lesson on your JupyterHub (for the LMS)",
+    p = sub.add_parser("links", help="links that open each lesson on your JupyterHub or in Colab (for the LMS)",
                        description="One link per lesson: a click logs the student in to the hub, clones (or updates) "
-                                   "the class repository in their home and opens the lesson in JupyterLab.")
-    p.add_argument("--hub", required=True, help="the hub's URL, e.g. https://hub.example.edu")
+                                   "the class repository in their home and opens the lesson in JupyterLab; or, with "
+                                   "--colab, opens the lesson from the class repository on GitHub in Google Colab "
+                                   "(publish it with `tlcourse publish --colab` so that it installs itself there).")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--hub", help="the hub's URL, e.g. https://hub.example.edu")
+    where.add_argument("--colab", action="store_true", help="Colab links (the repository must be on GitHub)")
     p.add_argument("--repo", required=True, help="the class repository students clone (tlcourse publish), never "
                                                  "the one with solutions")
     p.add_argument("--branch", default="main")

