@@ -7,6 +7,7 @@ types and every score payload, and keeps what it received.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,29 +111,42 @@ def test_push_sends_final_scores_once(lms: tuple[Platform, Path]) -> None:
     assert third.count("sent") == 1 and _scores(platform)["u-fay"] == 7.0 and len(platform.line_items) == 1
 
 
-def test_push_withdraws_a_score_and_resends_a_changed_comment(lms: tuple[Platform, Path]) -> None:
-    """A score that has no value any more (here: jane's grade reopened for manual grading after the push) is
-    withdrawn from the LMS, once; a result whose comment differs from ours is sent again, once."""
+def test_push_withdraws_only_what_it_sent_and_keeps_the_lms_own(lms: tuple[Platform, Path]) -> None:
+    """A score that has no value any more (jane's grade reopened for manual grading after the push) is withdrawn
+    from the LMS, once — but a score a teacher typed into the LMS (fay's, while her grade awaits manual grading) is
+    not, nor is a comment the teacher wrote; our own comment is re-sent when it changed."""
     platform, root = lms
     push_grades(WARMUP, root=root, now=NOW)
-    assert platform.result(next(iter(platform.line_items)), "u-jane")["scoreGiven"] == 8.0
+    (item,) = platform.line_items
+    platform.scores.append({"item": item, "body": {  # the teacher types a score for fay into the LMS
+        "userId": "u-fay", "scoreGiven": 5.0, "scoreMaximum": 8.0, "activityProgress": "Completed",
+        "gradingProgress": "FullyGraded", "timestamp": "2026-11-20T10:00:00.000+00:00"}})
     coursedir = course_dir(load_nbgrader_config(root))
     with open_gradebook(coursedir) as gb:
         gb.find_grade("written", WARMUP, WARMUP, "jane").needs_manual_grade = True
         gb.db.commit()
     dry = push_grades(WARMUP, root=root, dry_run=True, now=NOW)
-    assert {line.student: line.action for line in dry.lines}["jane"] == "would withdraw: awaiting manual grading"
-    assert len(platform.scores) == 3, "a dry run sends nothing"
+    actions = {line.student: line.action for line in dry.lines}
+    assert actions["jane"] == "would withdraw: awaiting manual grading", actions
+    assert actions["fay"] == "kept empty: awaiting manual grading", "the teacher's own score stays"
+    assert len(platform.scores) == 4, "a dry run sends nothing"
     pushed = push_grades(WARMUP, root=root, now=NOW)
     assert {line.student: line.action for line in pushed.lines}["jane"] == "withdrawn: awaiting manual grading"
-    assert "1 withdrawn" in pushed.summary() and pushed.count("sent") == 0
+    assert "1 withdrawn" in pushed.summary() and pushed.count("sent") == 0 and len(platform.scores) == 5
     body = platform.scores[-1]["body"]
     assert body["userId"] == "u-jane" and "scoreGiven" not in body and body["gradingProgress"] == "PendingManual"
     assert body["comment"] == "awaiting manual grading" and platform.errors == []
-    assert "u-jane" not in _scores_now(platform), "the LMS has no score for jane any more"
-    assert push_grades(WARMUP, root=root, now=NOW).count("kept empty") == 2 and len(platform.scores) == 4
+    assert _scores_now(platform) == {"u-john": 4.8, "u-ann": 0.0, "u-fay": 5.0}, "jane's is cleared, fay's kept"
+    assert push_grades(WARMUP, root=root, now=NOW).count("kept empty") == 2 and len(platform.scores) == 5
+
     john = next(s for s in reversed(platform.scores) if s["body"]["userId"] == "u-john")
-    john["body"]["comment"] = "edited in the LMS"  # the result's comment is no longer the late rule we send
+    john["body"]["comment"] = "well argued — see me about question 2"  # the teacher's comment in the LMS
+    assert push_grades(WARMUP, root=root, now=NOW).count("sent") == 0, "a teacher's comment is not overwritten"
+    (ledger_path,) = root.rglob("lms-pushed/00_warmup.json")
+    ledger = json.loads(ledger_path.read_text())
+    assert ledger["line_item"] == platform.line_items[item]["id"] and ledger["users"]["u-john"]["score"] == 4.8 and "u-jane" not in ledger["users"]
+    ledger["users"]["u-john"]["comment"] = "an older late rule"  # the rule we sent then differs from today's
+    ledger_path.write_text(json.dumps(ledger))
     resent = push_grades(WARMUP, root=root, now=NOW)
     assert [line.student for line in resent.lines if line.action == "sent"] == ["john"]
     assert "late" in platform.scores[-1]["body"]["comment"]

@@ -8,11 +8,13 @@ RS256 client assertion signed by its private key (IMS Security Framework §4.1),
 and reads the course's members (NRPS) to turn a student id into the platform's ``userId`` with the same rule as
 the hub's login (:func:`tlcourse.lti.identity`).
 
-A push is idempotent: the line item's current results are read first and a score equal to the one there (points,
-maximum, and the comment where the LMS returns one) is not sent again. A score that has no value any more — a
-submission withheld after an earlier push, a grade reopened for manual grading — is withdrawn: the LMS gets a
-score with no points, ``gradingProgress: PendingManual`` and the reason as its comment, which clears the result
-(AGS 2.0 §3.4) and asks a grader to look. ``--dry-run`` reads (token, members, line item, results) and sends
+A push is idempotent: the line item's current results are read first and a score equal to the one there is not
+sent again (nor is a comment a teacher wrote in the LMS overwritten: ours is re-sent only when it changed). What
+was sent is remembered (``lms-pushed/<assignment>.json`` beside the autograded folder), so that a score that has
+no value any more — a submission withheld after an earlier push, a grade reopened for manual grading — is
+withdrawn when the LMS still shows the score we sent: it gets a score with no points, ``gradingProgress:
+PendingManual`` and the reason as its comment, which clears the result and asks a grader to look. A score a
+teacher typed into the LMS is never withdrawn. ``--dry-run`` reads (token, members, line item, results) and sends
 nothing. Every student gets a line: sent, unchanged, withdrawn, kept empty (awaiting manual grading, withheld, …:
 :data:`.scores.EMPTY_STATES`), or not in the LMS course.
 
@@ -28,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import urllib.parse
@@ -37,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tlcourse.grading.course import CourseError, course_dir, load_nbgrader_config, open_gradebook
+from tlcourse.grading.course import CourseError, course_dir, load_nbgrader_config, open_gradebook, step_dir
 from tlcourse.grading.export import late_work, scores
 from tlcourse.grading.scores import EMPTY_STATES, Score
 from tlcourse.lti import IdentityError, identity
@@ -242,13 +245,42 @@ def _score_body(row: Score, user_id: str, now: datetime) -> dict:
     return body
 
 
-def _same(result: dict | None, row: Score) -> bool:
-    """Is ``result`` (the LMS's, or None) what pushing ``row`` would leave there? A missing comment is not compared:
-    not every LMS returns it."""
-    if result is None or result.get("resultScore") is None:
-        return row.final is None
-    same_comment = "comment" not in result or (result["comment"] or "") == (row.rule or "")
-    return (result["resultScore"], result.get("resultMaximum")) == (row.final, row.max_score) and same_comment
+def _decide(row: Score, user_id: str, result: dict | None, pushed: dict | None) -> str:
+    """What a push does for ``row``: ``send``, ``withdraw``, ``unchanged``, ``keep`` (empty) or ``absent`` (not a
+    member). ``result`` is the LMS's, ``pushed`` what this tool last sent there (:class:`_Ledger`): only a score
+    the LMS still shows as we sent it is withdrawn — never one a teacher typed into the LMS — and a comment is
+    re-sent only when ours changed (one the teacher wrote is left alone)."""
+    shown = None if result is None else result.get("resultScore")
+    if row.final is None:
+        ours = user_id and pushed is not None and shown is not None and shown == pushed["score"]
+        return "withdraw" if ours else "keep"
+    if not user_id:
+        return "absent"
+    same_max = result is None or result.get("resultMaximum") in (None, row.max_score)
+    same_rule = pushed is None or pushed["comment"] == (row.rule or "")
+    return "unchanged" if shown == row.final and same_max and same_rule else "send"
+
+
+@dataclass
+class _Ledger:
+    """What this tool last sent to one line item, per LMS user (``lms-pushed/<assignment>.json`` beside the
+    autograded folder); a new line item starts a new ledger."""
+
+    path: Path
+    line_item: str
+    users: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, line_item: str) -> _Ledger:
+        saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return cls(path, line_item, saved.get("users", {}) if saved.get("line_item") == line_item else {})
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"line_item": self.line_item, "users": self.users}, indent=1, sort_keys=True),
+                       encoding="utf-8")
+        os.replace(tmp, self.path)
 
 
 def _gradebook_rows(cfg: Any, assignment: str, now: datetime) -> list[Score]:
@@ -275,20 +307,33 @@ def push_grades(assignment: str, *, root: str | os.PathLike[str] | None = None, 
         str(r.get("userId")): r for r in client.get(_under(item["id"], "results"), "results", "the current results")}
     report = PushReport(assignment, item["id"] if item else "(to be created)", dry_run=dry_run,
                         members_refused=refused)
-    for row in rows:
-        report.lines.append(_push_one(client, item, row, members, results, now, dry_run))
+    ledger = _Ledger.load(step_dir(course_dir(cfg), "autograded_directory").parent / "lms-pushed" /
+                          f"{assignment}.json", item["id"] if item else "")
+    try:
+        for row in rows:
+            report.lines.append(_push_one(client, item, row, members, results, ledger, now, dry_run))
+    finally:
+        if not dry_run:  # what was sent before a failure is remembered too
+            ledger.save()
     return report
 
 
+#: decision -> (the line's words, in a dry run, after doing it); ``{why}`` is why a score is empty
+_WORDS = {"send": ("would send", "sent"), "withdraw": ("would withdraw: {why}", "withdrawn: {why}"),
+          "unchanged": ("unchanged", "unchanged"), "keep": ("kept empty: {why}", "kept empty: {why}"),
+          "absent": ("not in the LMS course", "not in the LMS course")}
+
+
 def _push_one(client: _Client, item: dict | None, row: Score, members: dict[str, str],
-              results: dict[str, dict], now: datetime, dry_run: bool) -> PushLine:
+              results: dict[str, dict], ledger: _Ledger, now: datetime, dry_run: bool) -> PushLine:
     user_id = members.get(row.student_id, "")
-    empty = f"{EMPTY_STATES[row.state]}" if row.final is None else ""
-    if (row.final is None and not user_id) or (user_id and _same(results.get(user_id), row)):
-        return PushLine(row.student_id, user_id, row.cell, f"kept empty: {empty}" if empty else "unchanged")
-    if not user_id:
-        return PushLine(row.student_id, "", row.cell, "not in the LMS course")
-    if dry_run:
-        return PushLine(row.student_id, user_id, row.cell, f"would withdraw: {empty}" if empty else "would send")
-    client.post(_under(item["id"], "scores"), "score", _score_body(row, user_id, now), f"{row.student_id}'s score")
-    return PushLine(row.student_id, user_id, row.cell, f"withdrawn: {empty}" if empty else "sent")
+    decision = _decide(row, user_id, results.get(user_id), ledger.users.get(user_id))
+    why = EMPTY_STATES[row.state] if row.final is None else ""
+    if decision in ("send", "withdraw") and not dry_run:
+        client.post(_under(item["id"], "scores"), "score", _score_body(row, user_id, now),
+                    f"{row.student_id}'s score")
+        ledger.users.pop(user_id, None)
+        if decision == "send":
+            ledger.users[user_id] = {"score": row.final, "max": row.max_score, "comment": row.rule or ""}
+    return PushLine(row.student_id, user_id if decision != "absent" else "", row.cell,
+                    _WORDS[decision][not dry_run].format(why=why))
