@@ -45,7 +45,7 @@ _SHORTCUTS = {
 _SUBMODULES = {
     "config", "device", "models", "freeze", "data", "features", "train", "history", "adapt", "dense", "viz",
     "text", "trunk", "regularize", "stats", "quiz", "grading", "cli", "threads", "lab", "cache", "launch",
-    "pooling", "activations", "lti",
+    "pooling", "activations", "lti", "hubcourses",
 }
 
 

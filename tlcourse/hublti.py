@@ -10,11 +10,17 @@ the platform's signature, nonce and state checked there) with the course's own r
   refused (403), never rewritten;
 * a name stays bound to the platform's ``sub`` of its first launch (``bindings_file``): a later launch with another
   ``sub`` — a student who changed their e-mail to someone else's — is refused;
-* only launches from the LMS courses in ``contexts`` (and, when listed, ``deployment_ids``) may log in;
+* only launches from the LMS courses in ``contexts`` (and, when listed, ``deployment_ids``) may log in; each
+  LMS course is an nbgrader course (``contexts``: LMS course id -> course id, :mod:`tlcourse.hubcourses`);
 * an existing Unix account is used only if it is a course account (uid >= 1000, in the students' or instructors'
   group): never ``root`` or a staff login; otherwise the first launch creates it (``useradd -m``, home 0700);
-* instructors (LTI instructor/TA roles) are hub admins and in the ``instructors`` hub and Unix groups, students in
-  ``students``, re-synced at every launch (a TA who loses the role loses the group).
+* a user's role in an LMS course is the role of their latest launch from it (``roles_file``, per LMS course, of
+  the courses still served); for each they are in nbgrader's hub group of its nbgrader course
+  (``nbgrader-<course>`` or ``formgrade-<course>``), so one hub serves several courses and nbgrader lists a
+  student the assignments of their own courses (a listing, not access control: see :mod:`tlcourse.hubcourses`);
+* the launch's own role decides the rest, re-synced at every launch: instructors (LTI instructor/TA roles) are hub
+  admins and in the ``instructors`` hub and Unix groups, students in ``students`` — a TA who loses the role
+  loses admin and the group at their next launch, from whichever course.
 
 Example:
     >>> CourseLTI13Authenticator(username_source="sub", username_prefix="lti-").create_system_users
@@ -36,8 +42,9 @@ from jupyterhub.auth import LocalAuthenticator
 from ltiauthenticator.lti13.auth import LTI13Authenticator
 from ltiauthenticator.lti13.handlers import LTI13CallbackHandler
 from tornado import web
-from traitlets import Bool, Set, Unicode
+from traitlets import Bool, Dict, Set, Unicode
 
+from tlcourse.hubcourses import course_groups
 from tlcourse.lti import IdentityError, identity
 
 __all__ = ["CourseLTI13Authenticator"]
@@ -49,11 +56,14 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
     username_source = Unicode("email", config=True, help="tlcourse.lti.USERNAME_SOURCES key: email, sub, sourcedid")
     username_prefix = Unicode("", config=True, help="put before every username (e.g. 'lti-' with source 'sub')")
     email_domains = Set(Unicode(), config=True, help="the institution's e-mail domains (needed by the email source)")
-    contexts = Set(Unicode(), config=True, help="LMS course (context) ids whose launches may log in")
+    contexts = Dict(value_trait=Unicode(), config=True,
+                    help="LMS course (context) id -> nbgrader course id: the only LMS courses whose launches log in")
     deployment_ids = Set(Unicode(), config=True, help="the tool's deployment ids on the platform (empty: any)")
     students_group = Unicode("tlcourse-students", config=True, help="Unix group of student accounts")
     instructors_group = Unicode("tlcourse-instructors", config=True, help="Unix group of instructor accounts")
     bindings_file = Unicode("lti-users.json", config=True, help="name -> platform sub of its first launch (root only)")
+    roles_file = Unicode("lti-roles.json", config=True,
+                         help="name -> {LMS course: role of the latest launch from it} (root only)")
     create_system_users = Bool(True, config=True)
     manage_groups = Bool(True, config=True)
 
@@ -76,10 +86,11 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
             raise web.HTTPError(403, f"deployment {deployment!r} of the tool is not this hub's")
         members = self._course_account(who.name)
         self._bind(who.name, str(claims.get("sub", "")))
+        roles = self._record_role(who.name, who.context, who.role)
+        courses = course_groups((self.contexts[c], r) for c, r in roles.items() if c in self.contexts)
         self._sync_group(who.name, who.role, members)
         self._roles[who.name] = who.role
-        group = "instructors" if who.role == "instructor" else "students"
-        return {"name": who.name, "admin": who.role == "instructor", "groups": [group],
+        return {"name": who.name, "admin": who.role == "instructor", "groups": [f"{who.role}s", *courses],
                 "auth_state": {"context": who.context, "sub": claims.get("sub", "")}}
 
     def check_allowed(self, username: str, authentication: dict[str, Any] | None = None) -> bool:
@@ -87,18 +98,22 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
 
     def _bind(self, name: str, sub: str) -> None:
         """Keep ``name`` to the ``sub`` of its first launch; another ``sub`` for the same name is refused."""
-        path = Path(self.bindings_file)
-        bound = json.loads(path.read_text()) if path.is_file() else {}
+        bound = _load(self.bindings_file)
         if not sub:
             raise web.HTTPError(403, "the launch names no user (sub)")
         if bound.get(name, sub) != sub:
             raise web.HTTPError(403, f"the account {name!r} belongs to another LMS user")
         if name not in bound:
-            bound[name] = sub
-            fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".lti-users.")
-            with os.fdopen(fd, "w") as out:
-                json.dump(bound, out, indent=1, sort_keys=True)
-            os.replace(tmp, path)  # 0600 from mkstemp: the hub's state, root only
+            _save(self.bindings_file, {**bound, name: sub})
+
+    def _record_role(self, name: str, context: str, role: str) -> dict[str, str]:
+        """Remember ``role`` as ``name``'s in the LMS course ``context``, forget LMS courses no longer served;
+        {LMS course: role} of theirs."""
+        saved = _load(self.roles_file)
+        mine = {c: r for c, r in saved.get(name, {}).items() if c in self.contexts} | {context: role}
+        if mine != saved.get(name):
+            _save(self.roles_file, {**saved, name: mine})
+        return mine
 
     def _course_account(self, name: str) -> dict[str, bool] | None:
         """An existing account must be a course account (uid >= 1000, in a course group): its group memberships;
@@ -126,6 +141,19 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
         group = self.instructors_group if self._roles.get(user.name) == "instructor" else self.students_group
         self.log.info("Creating user: %s in %s", user.name, group)
         _run(["useradd", "-m", "-K", "HOME_MODE=0700", "-G", group, user.name])
+
+
+def _load(path: str) -> dict[str, Any]:
+    return json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+
+
+def _save(path: str, data: dict[str, Any]) -> None:
+    """Replace ``path`` at once, 0600 (mkstemp's): the hub's state, root only."""
+    folder = Path(path).parent
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.")
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=1, sort_keys=True)
+    os.replace(tmp, path)
 
 
 def _members(group: str) -> list[str]:

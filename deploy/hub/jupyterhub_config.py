@@ -11,6 +11,16 @@ STATE = os.environ.get("TLCOURSE_HUB_STATE", "/srv/jupyterhub")  # the hub's dat
 EXCHANGE = os.environ.get("TLCOURSE_EXCHANGE_ROOT", "/srv/nbgrader/exchange")
 STUDENTS = os.environ.get("TLCOURSE_HUB_STUDENTS_GROUP", "tlcourse-students")
 INSTRUCTORS = os.environ.get("TLCOURSE_HUB_INSTRUCTORS_GROUP", "tlcourse-instructors")
+# several nbgrader courses on this hub (tlcourse.hubcourses): their ids, e.g. "ml101,ml202"; unset: one course,
+# "tlcourse". With several, each user's courses are their hub groups (nbgrader-<course>, formgrade-<course>), which
+# the LTI login keeps (with PAM an admin sets them on the admin page); setup.sh makes each course's exchange folders
+# and the hub refuses to start if they are missing or changed (a student's folder in a course's place).
+COURSES = os.environ.get("TLCOURSE_HUB_COURSES", "")
+if COURSES:
+    from tlcourse.hubcourses import check_exchange, parse_course_ids
+
+    COURSES = ",".join(parse_course_ids(COURSES))
+    check_exchange(EXCHANGE, COURSES.split(","))
 
 # TLS: the hub's own (a certificate and key, e.g. from certbot) or a proxy in front (Caddy, nginx; INSTRUCTORS.md)
 CERT, KEY = os.environ.get("TLCOURSE_HUB_SSL_CERT", ""), os.environ.get("TLCOURSE_HUB_SSL_KEY", "")
@@ -47,12 +57,20 @@ elif AUTH == "lti13":
     lti.username_source = os.environ.get("TLCOURSE_LTI_USERNAME", "email")  # email | sub | sourcedid
     lti.username_prefix = os.environ.get("TLCOURSE_LTI_USERNAME_PREFIX", "")
     lti.email_domains = set(os.environ.get("TLCOURSE_LTI_EMAIL_DOMAINS", "").split(",")) - {""}  # e.g. uni.example
-    lti.contexts = set(os.environ.get("TLCOURSE_LTI_CONTEXTS", "").split(",")) - {""}  # the LMS course ids
+    from tlcourse.hubcourses import DEFAULT_COURSE, parse_courses
+
+    hub_courses = COURSES.split(",") if COURSES else [DEFAULT_COURSE]
+    # the LMS course ids, each with its nbgrader course: "8841=ml101,9012=ml202" (a bare id: the first course)
+    lti.contexts = parse_courses(os.environ.get("TLCOURSE_LTI_CONTEXTS", ""), default=hub_courses[0])
     if not lti.contexts:  # any course where the tool is deployed would make its teachers admins of this hub
         raise ValueError("TLCOURSE_LTI_CONTEXTS: name the LMS course(s) whose launches may log in")
+    if set(lti.contexts.values()) - set(hub_courses):
+        raise ValueError(f"TLCOURSE_LTI_CONTEXTS names courses {sorted(set(lti.contexts.values()))}; this hub has "
+                         f"{hub_courses} (TLCOURSE_HUB_COURSES)")
     lti.deployment_ids = set(os.environ.get("TLCOURSE_LTI_DEPLOYMENT_IDS", "").split(",")) - {""}
     lti.students_group, lti.instructors_group = STUDENTS, INSTRUCTORS
     lti.bindings_file = f"{STATE}/lti-users.json"  # each name stays with the LMS user of its first launch
+    lti.roles_file = f"{STATE}/lti-roles.json"  # each user's role in each course, from their latest launch there
     if HTTPS:  # the LMS posts the launch from its own site: the login's state cookie must cross sites
         c.JupyterHub.tornado_settings = {"cookie_options": {"SameSite": "None", "Secure": True}}
         lti.uri_scheme = "https"  # behind a proxy the request says http
@@ -79,6 +97,10 @@ c.Spawner.environment = {
     "TRANSFORMERS_OFFLINE": "1",
     "JUPYTER_PATH": f"{ENV}/share/jupyter",
 }
+if COURSES:  # nbgrader_config.py then reads the user's courses from the hub: their token may read their groups
+    c.Spawner.environment["TLCOURSE_HUB_COURSES"] = COURSES
+    c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", "read:users:name!user",
+                                     "read:users:groups!user"]
 c.Spawner.cpu_limit = float(os.environ.get("TLCOURSE_HUB_CPU_LIMIT", "2"))  # cores' worth of CPU time per user
 c.Spawner.mem_limit = os.environ.get("TLCOURSE_HUB_MEM_LIMIT", "6G")  # the server, its kernels and their threads
 c.LimitedSpawner.max_processes = 512

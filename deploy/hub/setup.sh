@@ -5,7 +5,8 @@
 #                                           dependencies (no torch: for tests)
 # Idempotent. Paths from the environment: TLCOURSE_HUB_ENV (/opt/tlcourse/venv), TLCOURSE_EXCHANGE_ROOT
 # (/srv/nbgrader/exchange), TLCOURSE_HUB_STATE (/srv/jupyterhub), PYTHON (/usr/bin/python3.11), and the groups
-# TLCOURSE_HUB_STUDENTS_GROUP (tlcourse-students), TLCOURSE_HUB_INSTRUCTORS_GROUP (tlcourse-instructors).
+# TLCOURSE_HUB_STUDENTS_GROUP (tlcourse-students), TLCOURSE_HUB_INSTRUCTORS_GROUP (tlcourse-instructors), and
+# TLCOURSE_HUB_COURSES (several nbgrader course ids, e.g. ml101,ml202: each gets its exchange folders).
 set -euo pipefail
 src="$(cd "$(dirname "$0")/../.." && pwd)"
 env_dir="${TLCOURSE_HUB_ENV:-/opt/tlcourse/venv}"
@@ -38,12 +39,17 @@ mkdir -p "$env_dir/etc/jupyter"
 install -m 644 "$src/deploy/hub/nbgrader_config.py" "$env_dir/etc/jupyter/nbgrader_config.py"
 chmod -R a+rX "$env_dir"
 
-# the nbgrader exchange (everyone writes; nbgrader keeps students out of each other's submissions), the hub's state
+# the nbgrader exchange (everyone writes; nbgrader keeps students out of each other's submissions; sticky, so that
+# nobody renames a course's folder away to put their own in its place), the hub's state
 mkdir -p "$exchange" "$state"
-chmod 0777 "$exchange"
+chmod 1777 "$exchange"
 chmod 0700 "$state"
 groupadd -f "${TLCOURSE_HUB_STUDENTS_GROUP:-tlcourse-students}"
 groupadd -f "${TLCOURSE_HUB_INSTRUCTORS_GROUP:-tlcourse-instructors}"
+if [ -n "${TLCOURSE_HUB_COURSES:-}" ]; then  # several courses: their exchange folders before any student can make them
+  "$env_dir/bin/python" -m tlcourse.hubcourses "$exchange" "${TLCOURSE_HUB_INSTRUCTORS_GROUP:-tlcourse-instructors}" \
+    ${TLCOURSE_HUB_COURSES//,/ } >/dev/null
+fi
 echo "hub environment: $env_dir · exchange: $exchange · state: $state"
 echo "add people:  useradd -m -K HOME_MODE=0700 -G tlcourse-students alice   (instructors: -G tlcourse-instructors)"
 echo "start:       $env_dir/bin/jupyterhub -f $src/deploy/hub/jupyterhub_config.py"

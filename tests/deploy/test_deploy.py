@@ -5,6 +5,7 @@ Kubernetes values configure. (The image cannot be built here: no container engin
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -54,7 +55,11 @@ def test_dockerfile_tlcourse_commands_parse() -> None:
             build_parser().parse_args(shlex.split(command))
 
 
-def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import grp
+
+    from tlcourse.hubcourses import prepare_exchange
+
     def load() -> Config:
         c = Config()
         exec((DEPLOY / "hub" / "jupyterhub_config.py").read_text(), {"get_config": lambda: c})  # noqa: S102
@@ -80,7 +85,24 @@ def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
     lti = load()
     assert lti.JupyterHub.authenticator_class == "tlcourse.hublti.CourseLTI13Authenticator"
     assert lti.CourseLTI13Authenticator.client_id == {"10", "11"}
-    assert lti.CourseLTI13Authenticator.contexts == {"course-1", "course-2"}
+    assert lti.CourseLTI13Authenticator.contexts == {"course-1": "tlcourse", "course-2": "tlcourse"}
+    assert "server_token_scopes" not in lti.Spawner, "one course: the servers' token keeps the hub's default scopes"
+    monkeypatch.setenv("TLCOURSE_LTI_CONTEXTS", "course-1=ml101,course-2=ml303")
+    monkeypatch.setenv("TLCOURSE_HUB_COURSES", "ml101, ml202")
+    monkeypatch.setenv("TLCOURSE_EXCHANGE_ROOT", str(tmp_path / "exchange"))
+    with pytest.raises(ValueError, match="not prepared"):  # setup.sh has not made the courses' folders
+        load()
+    prepare_exchange(tmp_path / "exchange", ["ml101", "ml202"], grp.getgrgid(os.getegid()).gr_name)
+    with pytest.raises(ValueError, match="ml303"):  # an LMS course mapped to a course this hub does not have
+        load()
+    monkeypatch.setenv("TLCOURSE_LTI_CONTEXTS", "course-1=ml101,course-2=ml202,course-3")
+    several = load()
+    assert several.CourseLTI13Authenticator.contexts == {"course-1": "ml101", "course-2": "ml202", "course-3": "ml101"}
+    assert several.Spawner.environment["TLCOURSE_HUB_COURSES"] == "ml101,ml202"
+    assert "read:users:groups!user" in several.Spawner.server_token_scopes  # nbgrader reads the user's groups
+    assert not {"admin:users", "read:users", "admin:groups"} & set(several.Spawner.server_token_scopes)
+    monkeypatch.delenv("TLCOURSE_HUB_COURSES")
+    monkeypatch.setenv("TLCOURSE_LTI_CONTEXTS", "course-1,course-2")
     assert lti.CourseLTI13Authenticator.instructors_group == "tlcourse-instructors"
     assert "tornado_settings" not in lti.JupyterHub, "plain http (the loopback test): the default cookies"
     monkeypatch.setenv("TLCOURSE_HUB_SSL_CERT", "/etc/letsencrypt/live/hub/fullchain.pem")
@@ -96,6 +118,108 @@ def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TLCOURSE_HUB_AUTH", "ldap")
     with pytest.raises(ValueError, match="choose pam, lti13"):
         load()
+
+
+def test_servers_nbgrader_config_for_one_course_and_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One course: its id for everyone. Several: no fixed id; nbgrader asks the hub for the user's groups, keeps
+    each course's assignments in their own folder, and works in the root-owned, group-shared exchange folders."""
+    from nbgrader.auth import Authenticator, JupyterHubAuthPlugin, NoAuthPlugin
+
+    def load() -> Config:
+        c = Config()
+        exec((DEPLOY / "hub" / "nbgrader_config.py").read_text(), {"get_config": lambda: c})  # noqa: S102
+        return c
+
+    monkeypatch.delenv("TLCOURSE_HUB_COURSES", raising=False)
+    one = load()
+    assert one.CourseDirectory.course_id == "tlcourse"
+    assert isinstance(Authenticator(config=one).plugin, NoAuthPlugin)
+    monkeypatch.setenv("TLCOURSE_HUB_COURSES", "ml101,ml202")
+    several = load()
+    assert "course_id" not in several.CourseDirectory
+    assert isinstance(Authenticator(config=several).plugin, JupyterHubAuthPlugin)
+    assert several.Exchange.path_includes_course and several.CourseDirectory.groupshared
+
+
+def test_course_ids_groups_and_exchange_folders(tmp_path: Path) -> None:
+    """tlcourse.hubcourses: LMS courses to course ids (checked), roles to nbgrader's hub groups, and the exchange
+    folders made before a student could: root's, group-shared, the inbound write-only and sticky; a folder someone
+    else made first, or a link, is refused rather than adopted."""
+    import grp
+    import stat
+
+    from tlcourse.hubcourses import (
+        check_exchange,
+        course_groups,
+        parse_course_ids,
+        parse_courses,
+        prepare_exchange,
+    )
+
+    assert parse_courses(" a=ml101 ,, b ", default="ml202") == {"a": "ml101", "b": "ml202"}
+    for bad in ("a=ML101", "a=../etc", "=ml101", "a=1ml", "a=" + "x" * 41, "a=ml 101"):
+        with pytest.raises(ValueError):
+            parse_courses(bad)
+    assert course_groups([("ml101", "student"), ("ml202", "instructor"), ("ml101", "student")]) == [
+        "formgrade-ml202", "nbgrader-ml101"]
+    with pytest.raises(KeyError):
+        course_groups([("ml101", "owner")])
+    assert parse_course_ids("ml101, ml202") == ["ml101", "ml202"]
+    with pytest.raises(ValueError):
+        parse_course_ids("ml101,../x")
+    group = grp.getgrgid(os.getegid()).gr_name
+    root = tmp_path / "exchange"
+    made = prepare_exchange(root, ["ml101", "ml202"], group)
+    assert len(made) == 8 and stat.S_IMODE(root.stat().st_mode) == 0o1777  # sticky: course folders stay put
+    modes = {p.relative_to(root).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in made}
+    assert modes["ml101"] == modes["ml101/outbound"] == "0o2775"
+    assert modes["ml101/inbound"] == "0o3773" and modes["ml101/feedback"] == "0o2771"
+    assert prepare_exchange(root, ["ml101"], group) == made[:4], "idempotent"
+    check_exchange(root, ["ml101", "ml202"])
+    with pytest.raises(ValueError, match="ml303"):
+        check_exchange(root, ["ml101", "ml303"])  # a course setup.sh never prepared
+    os.chmod(root / "ml202" / "inbound", 0o777)
+    with pytest.raises(ValueError, match="inbound"):
+        check_exchange(root, ["ml202"])
+    prepare_exchange(root, ["ml202"], group)
+    (root / "ml202" / "feedback").rmdir()
+    (root / "ml202" / "feedback").symlink_to(tmp_path)
+    with pytest.raises(ValueError, match="feedback"):
+        check_exchange(root, ["ml202"])
+    with pytest.raises(ValueError, match="not a folder"):
+        prepare_exchange(root, ["ml202"], group)  # never follows the link
+    with pytest.raises(ValueError, match="course id"):
+        prepare_exchange(root, ["../x"], group)
+    (root / "ml303").symlink_to(tmp_path)
+    with pytest.raises(ValueError, match="not a folder"):
+        prepare_exchange(root, ["ml303"], group)
+    if os.geteuid() == 0:  # a folder a student made first
+        (root / "ml404").mkdir()
+        os.chown(root / "ml404", 4321, 4321)
+        with pytest.raises(ValueError, match="belongs to uid 4321"):
+            prepare_exchange(root, ["ml404"], group)
+        _student_cannot_move_a_course_away(group)
+
+
+def _student_cannot_move_a_course_away(group: str) -> None:
+    """In the sticky root a student (here: nobody) cannot rename a prepared course folder away to put their own
+    in its place; in nbgrader's plain 0777 root they could."""
+    import shutil
+    import tempfile
+
+    from tlcourse.hubcourses import prepare_exchange
+
+    base = Path(tempfile.mkdtemp(dir="/var/tmp"))  # a path every user can reach
+    try:
+        os.chmod(base, 0o755)
+        prepare_exchange(base / "exchange", ["ml101"], group)
+        move = ["runuser", "-u", "nobody", "--", "mv", str(base / "exchange" / "ml101"), str(base / "exchange" / "x")]
+        refused = subprocess.run(move, capture_output=True, text=True)
+        assert refused.returncode != 0 and "Operation not permitted" in refused.stderr, refused
+        os.chmod(base / "exchange", 0o777)  # without the sticky bit: the squat works
+        assert subprocess.run(move, capture_output=True, text=True).returncode == 0
+    finally:
+        shutil.rmtree(base)
 
 
 def test_hub_setup_script_is_valid_bash() -> None:
@@ -134,8 +258,9 @@ def test_lti_authenticator_roles_contexts_and_names(tmp_path: Path) -> None:
     from tlcourse.hublti import CourseLTI13Authenticator
 
     claim = "https://purl.imsglobal.org/spec/lti/claim/"
-    auth = CourseLTI13Authenticator(contexts={"course-1"}, deployment_ids={"dep-1"}, email_domains={"uni.example"},
-                                    bindings_file=str(tmp_path / "lti-users.json"))
+    auth = CourseLTI13Authenticator(contexts={"course-1": "ml101", "course-2": "ml202"}, deployment_ids={"dep-1"},
+                                    email_domains={"uni.example"}, bindings_file=str(tmp_path / "lti-users.json"),
+                                    roles_file=str(tmp_path / "lti-roles.json"))
     callback = LTI13CallbackHandler.__new__(LTI13CallbackHandler)  # the handler type is what counts
 
     def launch(email: str, role: str = "Learner", context: str = "course-1", sub: str | None = None,
@@ -146,12 +271,30 @@ def test_lti_authenticator_roles_contexts_and_names(tmp_path: Path) -> None:
             claim + "roles": [f"http://purl.imsglobal.org/vocab/lis/v2/membership#{role}"]}))
 
     student = launch("Jane@uni.example")
-    assert (student["name"], student["admin"], student["groups"]) == ("jane", False, ["students"])
+    assert (student["name"], student["admin"], student["groups"]) == ("jane", False, ["students", "nbgrader-ml101"])
     teacher = launch("tlc-pat@uni.example", role="Instructor")
-    assert (teacher["admin"], teacher["groups"]) == (True, ["instructors"])
+    assert (teacher["admin"], teacher["groups"]) == (True, ["instructors", "formgrade-ml101"])
+    # pat also takes the other course as a student: both courses' groups; admin and the Unix group follow the
+    # launch itself (a role kept from another course never makes an admin)
+    both = launch("tlc-pat@uni.example", context="course-2")
+    assert (both["admin"], both["groups"]) == (False, ["students", "formgrade-ml101", "nbgrader-ml202"])
+    assert launch("tlc-pat@uni.example", role="Instructor")["admin"]
+    demoted = launch("tlc-pat@uni.example")  # no longer ml101's instructor: a student of both
+    assert (demoted["admin"], demoted["groups"]) == (False, ["students", "nbgrader-ml101", "nbgrader-ml202"])
+    # two LMS sections of one nbgrader course: a TA in one, a student in the other, is in both of its groups
+    auth.contexts = {"course-1": "ml101", "course-1b": "ml101", "course-2": "ml202"}
+    launch("tlc-pat@uni.example", role="Instructor")
+    section = launch("tlc-pat@uni.example", context="course-1b")
+    assert section["groups"] == ["students", "formgrade-ml101", "nbgrader-ml101", "nbgrader-ml202"]
+    # ml101 is no longer served: its roles are forgotten, and come back with no new launch when it is served again
+    auth.contexts = {"course-2": "ml202"}
+    assert launch("tlc-pat@uni.example", context="course-2")["groups"] == ["students", "nbgrader-ml202"]
+    auth.contexts = {"course-1": "ml101", "course-2": "ml202"}
+    again = launch("tlc-pat@uni.example", context="course-2")
+    assert (again["admin"], again["groups"]) == (False, ["students", "nbgrader-ml202"])
     assert launch("tlc-pat@uni.example", role="Instructor", handler=object()) is None, "the login form: nothing"
     assert auth.check_allowed("jane", student)
-    bad_launches = [{"email": "jane@uni.example", "context": "course-2"},  # another LMS course
+    bad_launches = [{"email": "jane@uni.example", "context": "course-3"},  # an LMS course not for this hub
                     {"email": "jane@uni.example", "deployment": "dep-9"},  # another deployment of the tool
                     {"email": "../etc@uni.example"}, {"email": "jane doe@uni.example"},
                     {"email": "jane@gmail.com"},  # not the institution's domain
@@ -163,3 +306,5 @@ def test_lti_authenticator_roles_contexts_and_names(tmp_path: Path) -> None:
         assert refused.value.status_code == 403, bad
     assert json.loads((tmp_path / "lti-users.json").read_text()) == {"jane": "sub-Jane@uni.example",
                                                                       "tlc-pat": "sub-tlc-pat@uni.example"}
+    assert json.loads((tmp_path / "lti-roles.json").read_text()) == {
+        "jane": {"course-1": "student"}, "tlc-pat": {"course-2": "student"}}

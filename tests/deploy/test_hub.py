@@ -39,6 +39,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 PREFIX = "tlchub"  # every user and group this test makes starts with it
 INSTRUCTOR, STUDENTS = f"{PREFIX}-instr", (f"{PREFIX}-alice", f"{PREFIX}-bob")
 LTI_STUDENT, LTI_INSTRUCTOR = f"{PREFIX}-carol", f"{PREFIX}-dana"  # no account until their first launch
+LTI_COURSES = {"course-4401": f"{PREFIX}-a", "course-7777": f"{PREFIX}-b"}  # LMS course -> nbgrader course
 PASSWORD = secrets.token_hex(12)
 MEM_LIMIT_MB = 768  # each user's server and kernels (the light environment has no torch: plenty)
 ARTIFACTS = REPO / "test-artifacts" / "hub"
@@ -324,22 +325,31 @@ def test_a_lesson_link_opens_the_lesson_on_the_hub(hub: Hub, tmp_path: Path) -> 
 def test_an_lms_launch_logs_in_and_opens_the_lesson(hub: Hub, tmp_path: Path) -> None:
     """LTI 1.3 (tlcourse.hublti on jupyterhub-ltiauthenticator) against a local platform: a student who never had an
     account clicks the lesson in the LMS, gets a Unix account in the students' group, and lands in that lesson; an
-    instructor's launch makes a hub admin; a launch from another LMS course and a forged id_token are refused."""
+    instructor's launch makes a hub admin; a launch from another LMS course and a forged id_token are refused.
+    The hub serves two nbgrader courses: each LMS course is one, an instructor (not root) releases into the
+    exchange folders setup made, and a student's nbgrader lists the courses they launched from, and only those."""
     from playwright.sync_api import sync_playwright
     from support.lti_platform import Member, Platform
 
+    from tlcourse.hubcourses import prepare_exchange
     from tlcourse.launch import gitpuller_url
 
     platform = Platform(client_id="tool-1000", deployment_id="dep-1", redirect_uris=[], members=[
         Member("u-carol", f"{LTI_STUDENT}@uni.example", "Carol"),
         Member("u-dana", f"{LTI_INSTRUCTOR}@uni.example", "Dana", role="instructor")]).start()
+    platform.context_id = next(iter(LTI_COURSES))
+    prepare_exchange(hub.exchange, LTI_COURSES.values(), f"{PREFIX}-instructors")  # what setup.sh runs
+    for course in LTI_COURSES.values():
+        _release_as_instructor(hub, course)
     process = None
     lesson = f"lessons/{WARMUP}/{WARMUP}.ipynb"
     try:
         process, url, _ = _start_hub(hub.base / "hub-lti.log", hub.env_dir, hub.exchange, hub.base / "state-lti", {
             "TLCOURSE_HUB_AUTH": "lti13", "TLCOURSE_LTI_ISSUER": platform.issuer,
             "TLCOURSE_LTI_CLIENT_ID": platform.client_id, "TLCOURSE_LTI_AUTHORIZE_URL": platform.endpoint("authorize"),
-            "TLCOURSE_LTI_JWKS_URL": platform.endpoint("jwks"), "TLCOURSE_LTI_CONTEXTS": platform.context_id,
+            "TLCOURSE_LTI_JWKS_URL": platform.endpoint("jwks"),
+            "TLCOURSE_LTI_CONTEXTS": ",".join(f"{k}={v}" for k, v in LTI_COURSES.items()),
+            "TLCOURSE_HUB_COURSES": ",".join(LTI_COURSES.values()),
             "TLCOURSE_LTI_DEPLOYMENT_IDS": platform.deployment_id, "TLCOURSE_LTI_EMAIL_DOMAINS": "uni.example"})
         platform.tool_login_url = f"{url}/hub/lti13/oauth_login"
         platform.redirect_uris = [f"{url}/hub/lti13/oauth_callback"]
@@ -364,16 +374,50 @@ def test_an_lms_launch_logs_in_and_opens_the_lesson(hub: Hub, tmp_path: Path) ->
     assert f"{PREFIX}-students" in dana and f"{PREFIX}-instructors" not in dana, "the role of the last launch"
 
 
+def _release_as_instructor(hub: Hub, course: str) -> None:
+    """The instructor (no root) releases the warm-up into ``course``'s root-owned exchange folders, with the
+    servers' nbgrader config for several courses."""
+    root = Path(tempfile.mkdtemp(prefix=f"release-{course}-", dir=hub.base))
+    (root / "release" / WARMUP).mkdir(parents=True)
+    shutil.copyfile(REPO / "lessons" / WARMUP / f"{WARMUP}.ipynb", root / "release" / WARMUP / f"{WARMUP}.ipynb")
+    _sh("chown", "-R", f"{INSTRUCTOR}:{INSTRUCTOR}", str(root))
+    env = {"PATH": f"{hub.env_dir}/bin:/usr/bin:/bin", "HOME": f"/home/{INSTRUCTOR}",
+           "TLCOURSE_EXCHANGE_ROOT": str(hub.exchange), "TLCOURSE_HUB_COURSES": ",".join(LTI_COURSES.values())}
+    _sh("nbgrader", "release_assignment", WARMUP, "--course", course, f"--CourseDirectory.root={root}",
+        user=INSTRUCTOR, cwd=root, env=env)
+    assert (hub.exchange / course / "outbound" / WARMUP / f"{WARMUP}.ipynb").is_file()
+
+
+def _lms_launch(browser, platform, user: str, lesson: str):
+    page = browser.new_context().new_page()
+    page.goto(f"{platform.url}/launch?user={user}", wait_until="domcontentloaded", timeout=60_000)
+    page.wait_for_url(f"**/user/{user}/lab/tree/tlcourse/{lesson}*", timeout=180_000)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           f"&& window.jupyterapp.shell.currentWidget.context.path === 'tlcourse/{lesson}'",
+                           timeout=120_000)
+    return page
+
+
+def _nbgrader_courses(page, url: str, user: str) -> list[str]:
+    """The courses nbgrader's Assignments tab offers ``user`` (their server's ``/courses``, with their cookies)."""
+    answer = page.context.request.get(f"{url}/user/{user}/courses", timeout=120_000)
+    assert answer.ok, (answer.status, answer.text()[-2000:])
+    body = answer.json()
+    assert body["success"], body
+    return body["value"]
+
+
 def _lti_launches(browser, platform, url: str, lesson: str) -> None:
-    student = browser.new_context().new_page()
-    student.goto(f"{platform.url}/launch?user={LTI_STUDENT}", wait_until="domcontentloaded", timeout=60_000)
-    student.wait_for_url(f"**/user/{LTI_STUDENT}/lab/tree/tlcourse/{lesson}*", timeout=180_000)
-    student.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                              f"&& window.jupyterapp.shell.currentWidget.context.path === 'tlcourse/{lesson}'",
-                              timeout=120_000)
+    student = _lms_launch(browser, platform, LTI_STUDENT, lesson)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     student.screenshot(path=str(ARTIFACTS / "lti-student-lesson.png"))
+    first, second = LTI_COURSES
+    assert _nbgrader_courses(student, url, LTI_STUDENT) == [LTI_COURSES[first]], "only the course she launched from"
     assert student.goto(f"{url}/hub/admin", wait_until="domcontentloaded").status == 403, "a student is no admin"
+    platform.context_id = second  # carol opens the lesson from her other LMS course too
+    again = _lms_launch(browser, platform, LTI_STUDENT, lesson)
+    platform.context_id = first
+    assert _nbgrader_courses(again, url, LTI_STUDENT) == sorted(LTI_COURSES.values())
     teacher = browser.new_context().new_page()
     teacher.goto(f"{platform.url}/launch?user={LTI_INSTRUCTOR}", wait_until="domcontentloaded", timeout=60_000)
     teacher.wait_for_url(f"**/user/{LTI_INSTRUCTOR}/**", timeout=180_000)
