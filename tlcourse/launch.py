@@ -110,12 +110,13 @@ def colab_setup_cell(repo: str, branch: str = "main") -> str:
         >>> print(colab_setup_cell("https://github.com/uni/tl-class").splitlines()[-1])
             %pip install --quiet "tlcourse @ git+https://github.com/uni/tl-class@main"
     """
-    _github(repo)
+    owner, name = _github(repo)  # the same repository Colab opens (``x.git.git`` is ``x.git`` for both)
+    requirement = pip_requirement(f"https://github.com/{owner}/{name}", branch)
     return ("# On Google Colab only (nothing of the course is installed there): install the course's package with its\n"
             "# pretrained weights from the class repository, about a minute once a session. Elsewhere: nothing.\n"
             "import sys\n\n"
             "if \"google.colab\" in sys.modules:\n"
-            f"    %pip install --quiet \"{pip_requirement(repo, branch)}\"")
+            f"    %pip install --quiet \"{requirement}\"")
 
 
 def _lessons(root: str | os.PathLike[str] | None) -> list[str]:

@@ -51,6 +51,12 @@ def test_nothing_from_the_repository_url_escapes_the_pip_line() -> None:
     assert colab_url(CLASS + ".git", "release/2026", "lessons/a b.ipynb") == (
         "https://colab.research.google.com/github/uni/tl-class/blob/release/2026/lessons/a%20b.ipynb")
     assert colab_setup_cell(CLASS).endswith(f'%pip install --quiet "tlcourse @ git+{CLASS}@main"')
+    # what Colab opens is what pip installs, however the repository was written; a tag pins the installed code
+    for written in (CLASS + ".git", CLASS + "/"):
+        assert colab_setup_cell(written, "v2026.1").endswith(f'"tlcourse @ git+{CLASS}@v2026.1"')
+    odd = "https://github.com/uni/x.git.git"
+    assert "/github/uni/x.git/blob/" in colab_url(odd, "main", "a.ipynb")
+    assert colab_setup_cell(odd).endswith('"tlcourse @ git+https://github.com/uni/x.git@main"')
 
 
 def test_links_cli_for_the_hub_or_colab(capsys: pytest.CaptureFixture[str]) -> None:
