@@ -26,7 +26,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from support.course import WARMUP, fill, make_course_root, need_sandbox, read_csv, solved, wrong_sources
+from support.course import (
+    KILL_EVERY_PROCESS,
+    WARMUP,
+    fill,
+    make_course_root,
+    need_sandbox,
+    read_csv,
+    solved,
+    wrong_sources,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 GRADER = "tlcgrader"
@@ -86,17 +95,6 @@ ATTACKS = {
 """,
 }
 
-KILL = """
-import os, signal
-for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
-    if pid != os.getpid():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-os.kill(os.getppid(), signal.SIGKILL)
-
-"""
 
 
 def _run(*cmd: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -142,7 +140,7 @@ def _notebooks(course: Path, home: Path) -> dict[str, nbformat.NotebookNode]:
     notebooks = {"honest": solved(WARMUP), "wrong": fill(solved(WARMUP), wrong_sources(WARMUP))}
     for name, body in [*ATTACKS.items(), ("kill_grader", None)]:
         nb = solved(WARMUP)
-        code = KILL if body is None else _REPORT.format(body=body.format(**values), name=name)
+        code = KILL_EVERY_PROCESS if body is None else _REPORT.format(body=body.format(**values), name=name)
         for cell in nb.cells:
             if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex1_replace_head":
                 cell.source = code + cell.source

@@ -36,6 +36,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from support.course import (
+    KILL_EVERY_PROCESS,
     WARMUP,
     fill,
     make_course_root,
@@ -210,18 +211,7 @@ def _attacks(subs: Path, course: Path, server_port: int) -> dict[str, Attack]:
                 hoard.append(bytearray(64 * 1024**2))
             leaks.append(f"{{len(hoard) * 64}} MB")
         """), "error", r"kernel died.*memory limit of \d+ MB", blocked_marker=False),
-        "kill_grader": Attack("""
-import os, signal
-for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
-    if pid != os.getpid():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-os.kill(os.getppid(), signal.SIGKILL)
-
-
-""", "error", r"(ended without a result|kernel died)", blocked_marker=False),
+        "kill_grader": Attack(KILL_EVERY_PROCESS, "error", r"(ended without a result|kernel died)", blocked_marker=False),
     }
 
 
