@@ -74,7 +74,12 @@ def parse_course_ids(text: str) -> list[str]:
 
 
 def parse_courses(text: str, default: str = DEFAULT_COURSE) -> dict[str, str]:
-    """``"ctx=course, ctx2"`` -> {LMS context id: nbgrader course id}; a bare context is ``default``'s."""
+    """``"ctx=course, ctx2"`` -> {LMS context id: nbgrader course id}; a bare context is ``default``'s.
+
+    Example:
+        >>> parse_courses("8841=ml101, 9012", default="ml202")
+        {'8841': 'ml101', '9012': 'ml202'}
+    """
     courses: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         context, _, course = item.partition("=")
@@ -86,7 +91,12 @@ def parse_courses(text: str, default: str = DEFAULT_COURSE) -> dict[str, str]:
 
 def course_groups(roles: Iterable[tuple[str, str]]) -> list[str]:
     """The hub groups of a user with ``roles``: (course id, ``student`` | ``instructor``) pairs, one per LMS
-    course they launched from (two LMS sections of one course may give both groups)."""
+    course they launched from (two LMS sections of one course may give both groups).
+
+    Example:
+        >>> course_groups([("ml101", "instructor"), ("ml101", "student")])
+        ['formgrade-ml101', 'nbgrader-ml101']
+    """
     return sorted({ROLE_GROUPS[role].format(_course_id(course)) for course, role in roles})
 
 
@@ -154,6 +164,8 @@ def check_exchange(root: str | os.PathLike[str], courses: Iterable[str]) -> None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m tlcourse.hubcourses ROOT GROUP COURSE…``: :func:`prepare_exchange`, printing each folder (what
+    ``deploy/hub/setup.sh`` runs as root)."""
     parser = argparse.ArgumentParser(prog="python -m tlcourse.hubcourses",
                                      description="make the nbgrader exchange folders of the hub's courses")
     parser.add_argument("root", help="the exchange root (TLCOURSE_EXCHANGE_ROOT)")

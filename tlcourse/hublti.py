@@ -15,12 +15,14 @@ the platform's signature, nonce and state checked there) with the course's own r
 * an existing Unix account is used only if it is a course account (uid >= 1000, in the students' or instructors'
   group): never ``root`` or a staff login; otherwise the first launch creates it (``useradd -m``, home 0700);
 * a user's role in an LMS course is the role of their latest launch from it (``roles_file``, per LMS course, of
-  the courses still served); for each they are in nbgrader's hub group of its nbgrader course
-  (``nbgrader-<course>`` or ``formgrade-<course>``), so one hub serves several courses and nbgrader lists a
-  student the assignments of their own courses (a listing, not access control: see :mod:`tlcourse.hubcourses`);
-* the launch's own role decides the rest, re-synced at every launch: instructors (LTI instructor/TA roles) are hub
-  admins and in the ``instructors`` hub and Unix groups, students in ``students`` — a TA who loses the role
-  loses admin and the group at their next launch, from whichever course.
+  the courses still served, forgotten when no launch renewed it for ``role_days``); for each they are in
+  nbgrader's hub group of its nbgrader course (``nbgrader-<course>`` or ``formgrade-<course>``), so one hub
+  serves several courses and nbgrader lists a student the assignments of their own courses (a listing, not
+  access control: see :mod:`tlcourse.hubcourses`);
+* an instructor (LTI instructor/TA role) in any of those courses is a hub admin and in the ``instructors`` hub
+  and Unix groups (which own every course's exchange folders), else in ``students`` — re-synced at every launch:
+  a TA who loses the role loses admin and the group at their next launch from that course, or when the role
+  expires.
 
 Example:
     >>> CourseLTI13Authenticator(username_source="sub", username_prefix="lti-").create_system_users
@@ -30,22 +32,19 @@ Example:
 from __future__ import annotations
 
 import grp
-import json
-import os
 import pwd
 import subprocess
-import tempfile
-from pathlib import Path
+import time
 from typing import Any
 
 from jupyterhub.auth import LocalAuthenticator
 from ltiauthenticator.lti13.auth import LTI13Authenticator
 from ltiauthenticator.lti13.handlers import LTI13CallbackHandler
 from tornado import web
-from traitlets import Bool, Dict, Set, Unicode
+from traitlets import Bool, Dict, Int, Set, Unicode
 
 from tlcourse.hubcourses import course_groups
-from tlcourse.lti import IdentityError, identity
+from tlcourse.lti import IdentityError, identity, read_state, write_state
 
 __all__ = ["CourseLTI13Authenticator"]
 
@@ -63,7 +62,8 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
     instructors_group = Unicode("tlcourse-instructors", config=True, help="Unix group of instructor accounts")
     bindings_file = Unicode("lti-users.json", config=True, help="name -> platform sub of its first launch (root only)")
     roles_file = Unicode("lti-roles.json", config=True,
-                         help="name -> {LMS course: role of the latest launch from it} (root only)")
+                         help="name -> {LMS course: role of the latest launch from it, and when} (root only)")
+    role_days = Int(150, config=True, help="days a course role lasts without a launch renewing it (about a term)")
     create_system_users = Bool(True, config=True)
     manage_groups = Bool(True, config=True)
 
@@ -87,10 +87,11 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
         members = self._course_account(who.name)
         self._bind(who.name, str(claims.get("sub", "")))
         roles = self._record_role(who.name, who.context, who.role)
-        courses = course_groups((self.contexts[c], r) for c, r in roles.items() if c in self.contexts)
-        self._sync_group(who.name, who.role, members)
-        self._roles[who.name] = who.role
-        return {"name": who.name, "admin": who.role == "instructor", "groups": [f"{who.role}s", *courses],
+        role = "instructor" if "instructor" in roles.values() else "student"
+        self._sync_group(who.name, role, members)
+        self._roles[who.name] = role
+        courses = course_groups((self.contexts[c], r) for c, r in roles.items())
+        return {"name": who.name, "admin": role == "instructor", "groups": [f"{role}s", *courses],
                 "auth_state": {"context": who.context, "sub": claims.get("sub", "")}}
 
     def check_allowed(self, username: str, authentication: dict[str, Any] | None = None) -> bool:
@@ -98,22 +99,23 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
 
     def _bind(self, name: str, sub: str) -> None:
         """Keep ``name`` to the ``sub`` of its first launch; another ``sub`` for the same name is refused."""
-        bound = _load(self.bindings_file)
+        bound = read_state(self.bindings_file)
         if not sub:
             raise web.HTTPError(403, "the launch names no user (sub)")
         if bound.get(name, sub) != sub:
             raise web.HTTPError(403, f"the account {name!r} belongs to another LMS user")
         if name not in bound:
-            _save(self.bindings_file, {**bound, name: sub})
+            write_state(self.bindings_file, {**bound, name: sub})
 
     def _record_role(self, name: str, context: str, role: str) -> dict[str, str]:
-        """Remember ``role`` as ``name``'s in the LMS course ``context``, forget LMS courses no longer served;
-        {LMS course: role} of theirs."""
-        saved = _load(self.roles_file)
-        mine = {c: r for c, r in saved.get(name, {}).items() if c in self.contexts} | {context: role}
-        if mine != saved.get(name):
-            _save(self.roles_file, {**saved, name: mine})
-        return mine
+        """Remember ``role`` as ``name``'s in the LMS course ``context`` now; forget LMS courses no longer served
+        and roles no launch renewed for ``role_days``; {LMS course: role} of theirs."""
+        saved, now = read_state(self.roles_file), time.time()
+        fresh = {c: r for c, r in saved.get(name, {}).items() if c in self.contexts and isinstance(r, dict)
+                 and now - r.get("at", 0) <= self.role_days * 86400}
+        mine = fresh | {context: {"role": role, "at": now}}
+        write_state(self.roles_file, {**saved, name: mine})
+        return {c: r["role"] for c, r in mine.items()}
 
     def _course_account(self, name: str) -> dict[str, bool] | None:
         """An existing account must be a course account (uid >= 1000, in a course group): its group memberships;
@@ -141,19 +143,6 @@ class CourseLTI13Authenticator(LocalAuthenticator, LTI13Authenticator):
         group = self.instructors_group if self._roles.get(user.name) == "instructor" else self.students_group
         self.log.info("Creating user: %s in %s", user.name, group)
         _run(["useradd", "-m", "-K", "HOME_MODE=0700", "-G", group, user.name])
-
-
-def _load(path: str) -> dict[str, Any]:
-    return json.loads(Path(path).read_text()) if Path(path).is_file() else {}
-
-
-def _save(path: str, data: dict[str, Any]) -> None:
-    """Replace ``path`` at once, 0600 (mkstemp's): the hub's state, root only."""
-    folder = Path(path).parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.")
-    with os.fdopen(fd, "w") as out:
-        json.dump(data, out, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def _members(group: str) -> list[str]:

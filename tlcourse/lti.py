@@ -25,12 +25,17 @@ Example:
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["COURSE_USER", "INSTRUCTOR_ROLES", "USERNAME_SOURCES", "Identity", "IdentityError", "identity"]
+__all__ = ["COURSE_USER", "INSTRUCTOR_ROLES", "USERNAME_SOURCES", "Identity", "IdentityError", "identity",
+           "read_state", "write_state"]
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 LIS_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/lis"
@@ -95,3 +100,29 @@ def identity(record: Mapping[str, Any], source: str = "email", *, prefix: str = 
     role = "instructor" if INSTRUCTOR_ROLES & set(roles) else "student"
     context = "" if member else str((record.get(CLAIM + "context") or {}).get("id", ""))
     return Identity(name, role, context)
+
+
+def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A JSON state file of the LTI tool (the hub's bindings and roles, the grade push's ledger); ``{}`` if none."""
+    return json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else {}
+
+
+def write_state(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    """Replace ``path`` with ``data`` at once: a fresh 0600 file beside it (``mkstemp``), then a rename.
+
+    Example:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_state(folder / "state.json", {"jane": "sub-1"})
+        >>> read_state(folder / "state.json"), oct((folder / "state.json").stat().st_mode & 0o777)
+        ({'jane': 'sub-1'}, '0o600')
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -64,9 +64,10 @@ elif AUTH == "lti13":
     lti.contexts = parse_courses(os.environ.get("TLCOURSE_LTI_CONTEXTS", ""), default=hub_courses[0])
     if not lti.contexts:  # any course where the tool is deployed would make its teachers admins of this hub
         raise ValueError("TLCOURSE_LTI_CONTEXTS: name the LMS course(s) whose launches may log in")
-    if set(lti.contexts.values()) - set(hub_courses):
-        raise ValueError(f"TLCOURSE_LTI_CONTEXTS names courses {sorted(set(lti.contexts.values()))}; this hub has "
-                         f"{hub_courses} (TLCOURSE_HUB_COURSES)")
+    unknown = sorted(set(lti.contexts.values()) - set(hub_courses))
+    if unknown:
+        raise ValueError(f"TLCOURSE_LTI_CONTEXTS maps LMS courses to {unknown}, which this hub does not serve "
+                         f"(TLCOURSE_HUB_COURSES: {hub_courses})")
     lti.deployment_ids = set(os.environ.get("TLCOURSE_LTI_DEPLOYMENT_IDS", "").split(",")) - {""}
     lti.students_group, lti.instructors_group = STUDENTS, INSTRUCTORS
     lti.bindings_file = f"{STATE}/lti-users.json"  # each name stays with the LMS user of its first launch

@@ -274,24 +274,30 @@ def test_lti_authenticator_roles_contexts_and_names(tmp_path: Path) -> None:
     assert (student["name"], student["admin"], student["groups"]) == ("jane", False, ["students", "nbgrader-ml101"])
     teacher = launch("tlc-pat@uni.example", role="Instructor")
     assert (teacher["admin"], teacher["groups"]) == (True, ["instructors", "formgrade-ml101"])
-    # pat also takes the other course as a student: both courses' groups; admin and the Unix group follow the
-    # launch itself (a role kept from another course never makes an admin)
+    # pat also takes the other course as a student: both courses' groups, still an instructor (of ml101: admin and
+    # the Unix group that owns the courses' exchange folders, so that pat can still release there)
     both = launch("tlc-pat@uni.example", context="course-2")
-    assert (both["admin"], both["groups"]) == (False, ["students", "formgrade-ml101", "nbgrader-ml202"])
-    assert launch("tlc-pat@uni.example", role="Instructor")["admin"]
+    assert (both["admin"], both["groups"]) == (True, ["instructors", "formgrade-ml101", "nbgrader-ml202"])
     demoted = launch("tlc-pat@uni.example")  # no longer ml101's instructor: a student of both
     assert (demoted["admin"], demoted["groups"]) == (False, ["students", "nbgrader-ml101", "nbgrader-ml202"])
     # two LMS sections of one nbgrader course: a TA in one, a student in the other, is in both of its groups
     auth.contexts = {"course-1": "ml101", "course-1b": "ml101", "course-2": "ml202"}
     launch("tlc-pat@uni.example", role="Instructor")
     section = launch("tlc-pat@uni.example", context="course-1b")
-    assert section["groups"] == ["students", "formgrade-ml101", "nbgrader-ml101", "nbgrader-ml202"]
-    # ml101 is no longer served: its roles are forgotten, and come back with no new launch when it is served again
+    assert section["groups"] == ["instructors", "formgrade-ml101", "nbgrader-ml101", "nbgrader-ml202"]
+    # ml101 is no longer served: its roles are forgotten, and do not come back when it is served again
     auth.contexts = {"course-2": "ml202"}
     assert launch("tlc-pat@uni.example", context="course-2")["groups"] == ["students", "nbgrader-ml202"]
     auth.contexts = {"course-1": "ml101", "course-2": "ml202"}
     again = launch("tlc-pat@uni.example", context="course-2")
     assert (again["admin"], again["groups"]) == (False, ["students", "nbgrader-ml202"])
+    # a role no launch renewed for a term is forgotten: a TA who never comes back to that course loses admin
+    launch("tlc-pat@uni.example", role="Instructor")
+    roles = json.loads((tmp_path / "lti-roles.json").read_text())
+    roles["tlc-pat"]["course-1"]["at"] -= (auth.role_days + 1) * 86400
+    (tmp_path / "lti-roles.json").write_text(json.dumps(roles))
+    expired = launch("tlc-pat@uni.example", context="course-2")
+    assert (expired["admin"], expired["groups"]) == (False, ["students", "nbgrader-ml202"])
     assert launch("tlc-pat@uni.example", role="Instructor", handler=object()) is None, "the login form: nothing"
     assert auth.check_allowed("jane", student)
     bad_launches = [{"email": "jane@uni.example", "context": "course-3"},  # an LMS course not for this hub
@@ -306,5 +312,7 @@ def test_lti_authenticator_roles_contexts_and_names(tmp_path: Path) -> None:
         assert refused.value.status_code == 403, bad
     assert json.loads((tmp_path / "lti-users.json").read_text()) == {"jane": "sub-Jane@uni.example",
                                                                       "tlc-pat": "sub-tlc-pat@uni.example"}
-    assert json.loads((tmp_path / "lti-roles.json").read_text()) == {
+    roles = json.loads((tmp_path / "lti-roles.json").read_text())
+    assert {n: {c: r["role"] for c, r in rs.items()} for n, rs in roles.items()} == {
         "jane": {"course-1": "student"}, "tlc-pat": {"course-2": "student"}}
+    assert oct((tmp_path / "lti-roles.json").stat().st_mode & 0o777) == "0o600", "the hub's state: root only"

@@ -331,14 +331,14 @@ def test_an_lms_launch_logs_in_and_opens_the_lesson(hub: Hub, tmp_path: Path) ->
     from playwright.sync_api import sync_playwright
     from support.lti_platform import Member, Platform
 
-    from tlcourse.hubcourses import prepare_exchange
     from tlcourse.launch import gitpuller_url
 
     platform = Platform(client_id="tool-1000", deployment_id="dep-1", redirect_uris=[], members=[
         Member("u-carol", f"{LTI_STUDENT}@uni.example", "Carol"),
         Member("u-dana", f"{LTI_INSTRUCTOR}@uni.example", "Dana", role="instructor")]).start()
     platform.context_id = next(iter(LTI_COURSES))
-    prepare_exchange(hub.exchange, LTI_COURSES.values(), f"{PREFIX}-instructors")  # what setup.sh runs
+    _sh(str(hub.env_dir / "bin" / "python"), "-m", "tlcourse.hubcourses", str(hub.exchange),  # as setup.sh runs it
+        f"{PREFIX}-instructors", *LTI_COURSES.values())
     for course in LTI_COURSES.values():
         _release_as_instructor(hub, course)
     process = None
