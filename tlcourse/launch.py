@@ -30,11 +30,10 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-__all__ = ["LINKS", "colab_setup_cell", "colab_url", "gitpuller_url", "lesson_links", "pip_requirement", "FORMATS",
-           "write_links"]
+__all__ = ["LINKS", "colab_setup_cell", "colab_url", "gitpuller_url", "is_colab_setup_cell", "lesson_links",
+           "lesson_names", "pip_requirement", "FORMATS", "write_links"]
 
 #: a GitHub repository (owner and name as GitHub allows them) and a git branch name without surprises
 _GITHUB = re.compile(r"https://github\.com/([A-Za-z0-9-]{1,39})/([A-Za-z0-9._-]{1,100}?)(?:\.git)?/?")
@@ -85,7 +84,12 @@ def _branch(branch: str) -> str:
 
 
 def colab_url(repo: str, branch: str, path: str) -> str:
-    """The link that opens ``path`` of the GitHub repository ``repo`` at ``branch`` in Google Colab."""
+    """The link that opens ``path`` of the GitHub repository ``repo`` at ``branch`` in Google Colab.
+
+    Example:
+        >>> colab_url("https://github.com/uni/tl-class.git", "v1", "lessons/a b.ipynb")
+        'https://colab.research.google.com/github/uni/tl-class/blob/v1/lessons/a%20b.ipynb'
+    """
     owner, name = _github(repo)
     return (f"https://colab.research.google.com/github/{owner}/{name}/blob/{quote(_branch(branch))}/"
             f"{quote(path.lstrip('/'))}")
@@ -98,7 +102,8 @@ def pip_requirement(repo: str, branch: str) -> str:
         >>> pip_requirement("https://github.com/uni/tl-class", "main")
         'tlcourse @ git+https://github.com/uni/tl-class@main'
     """
-    if _check_repo(repo) != repo.rstrip("/") or any(c in repo for c in "\"' @#\n"):
+    _check_repo(repo)
+    if any(c in repo for c in "\"' @#\n"):
         raise ValueError(f"not a repository URL pip can take: {repo!r}")
     return f"tlcourse @ git+{repo.rstrip('/')}@{_branch(branch)}"
 
@@ -119,7 +124,36 @@ def colab_setup_cell(repo: str, branch: str = "main") -> str:
             f"    %pip install --quiet \"{requirement}\"")
 
 
-def _lessons(root: str | os.PathLike[str] | None) -> list[str]:
+#: the last line of :func:`colab_setup_cell`: the repository and branch it installs from
+_SETUP_LINE = re.compile(r'    %pip install --quiet "tlcourse @ git\+https://github\.com/([^/"]+)/([^@"]+)@([^"]+)"')
+
+
+def is_colab_setup_cell(source: str) -> bool:
+    """Is ``source`` exactly a cell :func:`colab_setup_cell` writes (for any GitHub repository and branch)? The
+    grader drops such a cell (it does nothing off Colab) rather than review a student's ``%pip`` and ``sys``.
+
+    Example:
+        >>> is_colab_setup_cell(colab_setup_cell("https://github.com/uni/tl-class", "v1"))
+        True
+        >>> is_colab_setup_cell(colab_setup_cell("https://github.com/uni/tl-class") + "\\nimport os")
+        False
+    """
+    found = _SETUP_LINE.search(source.rsplit("\n", 1)[-1])
+    if not found:
+        return False
+    try:
+        return source == colab_setup_cell(f"https://github.com/{found[1]}/{found[2]}", found[3])
+    except ValueError:
+        return False
+
+
+def lesson_names(root: str | os.PathLike[str] | None = None) -> list[str]:
+    """The lessons of the course ``root`` (default: this checkout): every ``lessons/NN_name/NN_name.ipynb``.
+
+    Example:
+        >>> lesson_names()[0]
+        '00_warmup'
+    """
     base = Path(root) if root else Path(__file__).resolve().parents[1]
     lessons = sorted(p.parent.name for p in (base / "lessons").glob("[0-9][0-9]_*/*.ipynb") if p.stem == p.parent.name)
     if not lessons:
@@ -155,9 +189,10 @@ def lesson_links(hub: str | None, repo: str, branch: str = "main", target: str |
     """
     if kind not in LINKS:
         raise ValueError(f"unknown kind of link {kind!r}; choose one of {sorted(LINKS)}")
-    link: Any = LINKS[kind]
-    return [(name, link(repo, branch, f"lessons/{name}/{name}.ipynb", hub=hub, target=target))
-            for name in _lessons(root)]
+    if kind == "colab" and target:
+        raise ValueError("a Colab link has no target folder (--target is for hub links)")
+    return [(name, LINKS[kind](repo, branch, f"lessons/{name}/{name}.ipynb", hub=hub, target=target))
+            for name in lesson_names(root)]
 
 
 def _markdown(links: Sequence[tuple[str, str]]) -> str:

@@ -37,6 +37,8 @@ from support.course import (
     wrong_sources,
 )
 
+from tlcourse.launch import colab_setup_cell
+
 REPO = Path(__file__).resolve().parents[2]
 GRADER = "tlcgrader"
 SECRET = "grader-account-secret-77d1"  # in the grader's environment
@@ -58,8 +60,8 @@ ATTACKS = {
     import os
     for path in ({solutions!r}, {course_solutions!r}, {home!r}):
         try:
-            found = open(path).read(50) if os.path.isfile(path) else os.listdir(path)
-            leaks.append(path) if found else None
+            open(path).read(50) if os.path.isfile(path) else os.listdir(path)
+            leaks.append(path)  # reading it at all is the leak, empty or not
         except OSError:
             pass
     if {secret!r} in repr(dict(os.environ)):
@@ -137,7 +139,10 @@ def _notebooks(course: Path, home: Path) -> dict[str, nbformat.NotebookNode]:
     values = {"solutions": str(REPO / "solutions" / WARMUP / f"{WARMUP}.ipynb"),
               "course_solutions": str(course / "solutions"), "home": str(home), "secret": SECRET,
               "gradebook": str(course / "course" / "gradebook.db"), "config": str(course / "nbgrader_config.py")}
-    notebooks = {"honest": solved(WARMUP), "wrong": fill(solved(WARMUP), wrong_sources(WARMUP))}
+    colab = solved(WARMUP)  # handed in from the Colab class copy: its setup cell first (tlcourse publish --colab)
+    first_code = next(i for i, c in enumerate(colab.cells) if c.cell_type == "code")
+    colab.cells.insert(first_code, nbformat.v4.new_code_cell(colab_setup_cell("https://github.com/uni/tl-class")))
+    notebooks = {"honest": solved(WARMUP), "wrong": fill(solved(WARMUP), wrong_sources(WARMUP)), "colab": colab}
     for name, body in [*ATTACKS.items(), ("kill_grader", None)]:
         nb = solved(WARMUP)
         code = KILL_EVERY_PROCESS if body is None else _REPORT.format(body=body.format(**values), name=name)
@@ -188,12 +193,19 @@ def _printed(batch: Batch, student: str) -> str:
 
 
 def test_the_grader_account_grades_right(batch: Batch) -> None:
-    assert set(batch.rows) == {"honest", "wrong", *ATTACKS, "kill_grader"}, batch.stdout
+    assert set(batch.rows) == {"honest", "wrong", "colab", *ATTACKS, "kill_grader"}, batch.stdout
     honest, wrong = batch.rows["honest"], batch.rows["wrong"]
     assert honest["status"] == "ok" and (honest["auto_score"], honest["auto_max_score"]) == ("6", "6"), honest
-    assert wrong["status"] == "ok" and float(wrong["auto_score"]) < 6, wrong
+    assert wrong["status"] == "ok" and wrong["auto_score"] == "2", wrong
+    colab = batch.rows["colab"]  # the setup cell (a %pip and an import sys) is dropped, not held against it
+    assert colab["status"] == "ok" and colab["auto_score"] == "6", colab
     owner = (batch.course / "course" / "gradebook.db").stat().st_uid
     assert owner == pwd.getpwnam(GRADER).pw_uid, "the gradebook is the grader's, not root's"
+
+
+#: what each blocked attack's row says: withheld when the static review also flags its code (the file and
+#: database probes), else graded with the correct answers' points (the memory bomb)
+EXPECTED = {"read_hidden": ("withheld", "0"), "write_gradebook": ("withheld", "0"), "memory_bomb": ("ok", "6")}
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -201,9 +213,7 @@ def test_attacks_are_blocked_without_root(name: str, batch: Batch) -> None:
     printed = _printed(batch, name)
     assert f"ATTACK {name}: blocked" in printed and "SUCCEEDED" not in printed, printed[-2000:]
     row = batch.rows[name]
-    assert row["status"] in ("ok", "withheld"), row
-    if row["status"] == "ok":
-        assert row["auto_score"] == "6", f"the correct answers after a blocked attack keep their points: {row}"
+    assert (row["status"], row["auto_score"]) == EXPECTED[name], row
 
 
 def test_killing_the_grader_stops_only_that_submission(batch: Batch) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -67,6 +66,8 @@ def test_links_cli_for_the_hub_or_colab(capsys: pytest.CaptureFixture[str]) -> N
     assert all(r.split(",")[1] == colab_url(CLASS, "main", f"lessons/{n}/{n}.ipynb") for r, n in zip(rows, lessons, strict=True))
     assert main(["links", "--colab", "--repo", "https://gitlab.com/uni/x"]) == 2
     assert "GitHub" in capsys.readouterr().err
+    assert main(["links", "--colab", "--repo", CLASS, "--target", "x"]) == 2, "--target is for hub links"
+    assert "target" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # one place to open the lessons, not both
         main(["links", "--colab", "--hub", "https://hub.example.edu", "--repo", CLASS])
     hub = lesson_links("https://hub.example.edu", CLASS)
@@ -135,4 +136,3 @@ def test_the_setup_cell_installs_only_on_colab(colab_copy: Path, tmp_path: Path)
                      PIP_NO_BUILD_ISOLATION="0")  # pip's spelling of "no isolation" (nothing to download)
     printed = _run_cell(local.replace("--quiet ", ""), "import google.colab", colab_env)
     assert "Would install tlcourse-" in printed, printed[-3000:]
-    assert sys.modules.get("google.colab") is None, "the stub stayed in the kernel"

@@ -148,7 +148,8 @@ def _submission_notes(nb: Any, info: CellInfo) -> list[str]:
 
 def _sanitise(nb: Any, nb_id: str, student: str, batch: _Batch) -> Any:
     """nbgrader's autograde sanitising, done here (it reads the gradebook): outputs cleared, duplicated grade ids
-    dropped, deleted grade cells restored, locked cells and the kernel reset to the source's."""
+    dropped, deleted grade cells restored, locked cells and the kernel reset to the source's; a Colab setup cell
+    dropped."""
     from nbgrader.preprocessors import (
         CheckCellMetadata,
         ClearOutput,
@@ -157,8 +158,13 @@ def _sanitise(nb: Any, nb_id: str, student: str, batch: _Batch) -> Any:
         OverwriteKernelspec,
     )
 
+    from tlcourse.launch import is_colab_setup_cell
+
     resources = {"nbgrader": {"notebook": nb_id, "assignment": batch.assignment, "student": student,
                               "db_url": batch.coursedir.db_url}}
+    # the class copy's Colab setup cell (tlcourse publish --colab) does nothing off Colab: dropped, not reviewed
+    nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and not c.metadata.get("nbgrader")
+                                            and is_colab_setup_cell(c.source))]
     try:
         nb, resources = ClearOutput(config=batch.cfg)(nb, resources)
         nb, resources = DeduplicateIds(config=batch.cfg)(nb, resources)

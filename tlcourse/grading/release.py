@@ -186,11 +186,11 @@ def _for_colab(dest: Path, repo: str, branch: str) -> None:
     the lessons' Colab links into its README."""
     import nbformat
 
-    from tlcourse.launch import lesson_links, write_links
+    from tlcourse.launch import lesson_links, lesson_names, write_links
 
     setup = _colab_cell(repo, branch)
     links = write_links(lesson_links(None, repo, branch, root=dest, kind="colab"))
-    for path in sorted((dest / "lessons").glob("*/*.ipynb")):
+    for path in (dest / "lessons" / name / f"{name}.ipynb" for name in lesson_names(dest)):
         nb = nbformat.read(path, as_version=4)
         first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
         nb.cells.insert(first, nbformat.v4.new_code_cell(setup, id="colab-setup"))
