@@ -141,7 +141,7 @@ def test_push_withdraws_only_what_it_sent_and_keeps_the_lms_own(lms: tuple[Platf
 
     john = next(s for s in reversed(platform.scores) if s["body"]["userId"] == "u-john")
     john["body"]["comment"] = "well argued — see me about question 2"  # the teacher's comment in the LMS
-    assert push_grades(WARMUP, root=root, now=NOW).count("sent") == 0, "a teacher's comment is not overwritten"
+    assert push_grades(WARMUP, root=root, now=NOW).count("sent") == 0, "a teacher's comment causes no re-send"
     (ledger_path,) = root.rglob("lms-pushed/00_warmup.json")
     ledger = json.loads(ledger_path.read_text())
     assert ledger["line_item"] == platform.line_items[item]["id"] and ledger["users"]["u-john"]["score"] == 4.8 and "u-jane" not in ledger["users"]
@@ -151,6 +151,22 @@ def test_push_withdraws_only_what_it_sent_and_keeps_the_lms_own(lms: tuple[Platf
     assert [line.student for line in resent.lines if line.action == "sent"] == ["john"]
     assert "late" in platform.scores[-1]["body"]["comment"]
     assert push_grades(WARMUP, root=root, now=NOW).count("sent") == 0
+
+    # a teacher types another score for john; later john's grade is reopened: the LMS's score is the teacher's,
+    # kept — and the ledger forgets ours, so the teacher typing our old value back is not withdrawn either
+    def teacher_types(score: float) -> None:
+        platform.scores.append({"item": item, "body": {"userId": "u-john", "scoreGiven": score, "scoreMaximum": 8.0,
+                                                        "activityProgress": "Completed", "gradingProgress": "FullyGraded",
+                                                        "timestamp": "2026-11-21T10:00:00.000+00:00"}})
+    teacher_types(5.0)
+    with open_gradebook(coursedir) as gb:
+        gb.find_grade("written", WARMUP, WARMUP, "john").needs_manual_grade = True
+        gb.db.commit()
+    assert {line.student: line.action for line in push_grades(WARMUP, root=root, now=NOW).lines}["john"] == (
+        "kept empty: awaiting manual grading")
+    teacher_types(4.8)
+    kept = push_grades(WARMUP, root=root, now=NOW)
+    assert kept.count("withdrawn") == 0 and _scores_now(platform)["u-john"] == 4.8
 
 
 def _scores_now(platform: Platform) -> dict[str, float]:

@@ -9,12 +9,14 @@ and reads the course's members (NRPS) to turn a student id into the platform's `
 the hub's login (:func:`tlcourse.lti.identity`).
 
 A push is idempotent: the line item's current results are read first and a score equal to the one there is not
-sent again (nor is a comment a teacher wrote in the LMS overwritten: ours is re-sent only when it changed). What
+sent again; a comment is compared only with the one this tool last sent, so a teacher's comment in the LMS does
+not by itself cause a re-send (a re-send — the score or our late rule changed — replaces it). What
 was sent is remembered (``lms-pushed/<assignment>.json`` beside the autograded folder), so that a score that has
 no value any more — a submission withheld after an earlier push, a grade reopened for manual grading — is
 withdrawn when the LMS still shows the score we sent: it gets a score with no points, ``gradingProgress:
 PendingManual`` and the reason as its comment, which clears the result and asks a grader to look. A score a
-teacher typed into the LMS is never withdrawn. ``--dry-run`` reads (token, members, line item, results) and sends
+teacher typed into the LMS is never withdrawn (the ledger forgets a score once the LMS shows another), nor is one
+pushed before the ledger existed. ``--dry-run`` reads (token, members, line item, results) and sends
 nothing. Every student gets a line: sent, unchanged, withdrawn, kept empty (awaiting manual grading, withheld, …:
 :data:`.scores.EMPTY_STATES`), or not in the LMS course.
 
@@ -30,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import urllib.parse
@@ -43,7 +44,7 @@ from typing import Any
 from tlcourse.grading.course import CourseError, course_dir, load_nbgrader_config, open_gradebook, step_dir
 from tlcourse.grading.export import late_work, scores
 from tlcourse.grading.scores import EMPTY_STATES, Score
-from tlcourse.lti import IdentityError, identity
+from tlcourse.lti import IdentityError, identity, read_state, write_state
 
 __all__ = ["LtiTool", "PushLine", "PushReport", "push_grades"]
 
@@ -272,15 +273,11 @@ class _Ledger:
 
     @classmethod
     def load(cls, path: Path, line_item: str) -> _Ledger:
-        saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        saved = read_state(path)
         return cls(path, line_item, saved.get("users", {}) if saved.get("line_item") == line_item else {})
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"line_item": self.line_item, "users": self.users}, indent=1, sort_keys=True),
-                       encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_state(self.path, {"line_item": self.line_item, "users": self.users})
 
 
 def _gradebook_rows(cfg: Any, assignment: str, now: datetime) -> list[Score]:
@@ -327,8 +324,11 @@ _WORDS = {"send": ("would send", "sent"), "withdraw": ("would withdraw: {why}", 
 def _push_one(client: _Client, item: dict | None, row: Score, members: dict[str, str],
               results: dict[str, dict], ledger: _Ledger, now: datetime, dry_run: bool) -> PushLine:
     user_id = members.get(row.student_id, "")
-    decision = _decide(row, user_id, results.get(user_id), ledger.users.get(user_id))
+    result, pushed = results.get(user_id), ledger.users.get(user_id)
+    decision = _decide(row, user_id, result, pushed)
     why = EMPTY_STATES[row.state] if row.final is None else ""
+    if not dry_run and pushed is not None and (result or {}).get("resultScore") != pushed["score"]:
+        ledger.users.pop(user_id)  # the LMS shows another score now (a teacher's): no longer ours to withdraw
     if decision in ("send", "withdraw") and not dry_run:
         client.post(_under(item["id"], "scores"), "score", _score_body(row, user_id, now),
                     f"{row.student_id}'s score")
