@@ -72,6 +72,7 @@ elif AUTH == "lti13":
     lti.students_group, lti.instructors_group = STUDENTS, INSTRUCTORS
     lti.bindings_file = f"{STATE}/lti-users.json"  # each name stays with the LMS user of its first launch
     lti.roles_file = f"{STATE}/lti-roles.json"  # each user's role in each course, from their latest launch there
+    lti.role_days = int(os.environ.get("TLCOURSE_LTI_ROLE_DAYS", "150"))  # a role no launch renewed expires
     if HTTPS:  # the LMS posts the launch from its own site: the login's state cookie must cross sites
         c.JupyterHub.tornado_settings = {"cookie_options": {"SameSite": "None", "Secure": True}}
         lti.uri_scheme = "https"  # behind a proxy the request says http

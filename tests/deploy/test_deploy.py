@@ -98,6 +98,7 @@ def test_hub_config_in_both_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("TLCOURSE_LTI_CONTEXTS", "course-1=ml101,course-2=ml202,course-3")
     several = load()
     assert several.CourseLTI13Authenticator.contexts == {"course-1": "ml101", "course-2": "ml202", "course-3": "ml101"}
+    assert several.CourseLTI13Authenticator.role_days == 150
     assert several.Spawner.environment["TLCOURSE_HUB_COURSES"] == "ml101,ml202"
     assert "read:users:groups!user" in several.Spawner.server_token_scopes  # nbgrader reads the user's groups
     assert not {"admin:users", "read:users", "admin:groups"} & set(several.Spawner.server_token_scopes)
