@@ -181,14 +181,13 @@ def _colab_cell(repo: str, branch: str) -> str:
         raise CourseError(f"--colab: {exc}") from None
 
 
-def _for_colab(dest: Path, repo: str, branch: str) -> None:
-    """Put :func:`tlcourse.launch.colab_setup_cell` before the first code cell of every lesson in ``dest``, and
-    the lessons' Colab links into its README."""
+def _for_colab(dest: Path, setup: str, repo: str, branch: str) -> None:
+    """Put ``setup`` (:func:`tlcourse.launch.colab_setup_cell` for ``repo`` at ``branch``) before the first code
+    cell of every lesson in ``dest``, and the lessons' Colab links into its README."""
     import nbformat
 
     from tlcourse.launch import lesson_links, lesson_names, write_links
 
-    setup = _colab_cell(repo, branch)
     links = write_links(lesson_links(None, repo, branch, root=dest, kind="colab"))
     for path in (dest / "lessons" / name / f"{name}.ipynb" for name in lesson_names(dest)):
         nb = nbformat.read(path, as_version=4)
@@ -217,8 +216,7 @@ def publish(target: str | os.PathLike[str], root: str | os.PathLike[str] | None 
     """
     course = find_course_root(root)
     dest = Path(target).resolve()
-    if colab:
-        _colab_cell(colab, branch)  # a repository Colab cannot open is refused before anything is written
+    setup = _colab_cell(colab, branch) if colab else None  # refused before anything is written
     if dest == course or course in dest.parents:
         raise CourseError(f"publish into a folder outside the course, not {dest}")
     if dest.exists() and any(dest.iterdir()):
@@ -233,8 +231,8 @@ def publish(target: str | os.PathLike[str], root: str | os.PathLike[str] | None 
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     (dest / "README.md").write_text(student_readme(course), encoding="utf-8")
-    if colab:
-        _for_colab(dest, colab, branch)
+    if setup is not None:
+        _for_colab(dest, setup, colab, branch)
     leaked = _leaked(dest, _secrets(course))
     if leaked:
         shutil.rmtree(dest)
